@@ -1,0 +1,1 @@
+"""Registered archs of hggt_basicsr (explicit imports: one module per concept)."""

@@ -1,0 +1,1 @@
+"""Registered data of hggt_basicsr (explicit imports: one module per concept)."""

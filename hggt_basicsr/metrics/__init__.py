@@ -1,0 +1,1 @@
+"""Registered metrics of hggt_basicsr (explicit imports: one module per concept)."""
