@@ -23,7 +23,10 @@ from hggt_basicsr.errors import HGGTError
 # subcommand name -> (module, one-line help). Help strings live here so that `hggt --help` imports nothing heavy.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'labels': ('hggt_basicsr.cli.labels_cmd', 'aggregate annotator labels into a manifest, print label statistics'),
-    'evaluate': ('hggt_basicsr.cli.evaluate_cmd', 'Test-100 protocol: PSNR/SSIM/LPIPS/DISTS averaged over positive GTs'),
+    'evaluate': (
+        'hggt_basicsr.cli.evaluate_cmd',
+        'Test-100 protocol: metrics averaged over positive GTs',
+    ),
     'make-lq': ('hggt_basicsr.cli.make_lq_cmd', 'write a deterministic one-stage degraded LQ set for a test split'),
     'infer': ('hggt_basicsr.cli.infer_cmd', 'tiled super-resolution of a folder with any registered arch'),
     'enhance': ('hggt_basicsr.cli.enhance_cmd', 'run the four enhancers and write the HGGT images layout'),

@@ -1,0 +1,215 @@
+"""The ``basicsr`` console script: ``basicsr train -opt X.yml`` / ``basicsr test -opt X.yml``.
+
+Runs upstream basicsr's ``train_pipeline`` / ``test_pipeline`` unchanged, with every option upstream accepts
+(``--auto_resume``, ``--debug``, ``--launcher none|pytorch|slurm``, ``--local_rank`` / ``--local-rank``,
+``--force_yml k=v ...``), after it
+
+1. checks the YAML (missing, unreadable, syntax error with its line, not a mapping);
+2. imports ``hggt_basicsr`` (compat fixes + registration), every plugin advertised in the entry-point group
+   ``basicsr.plugins``, and the modules listed under the YAML's optional top-level key ``plugins: [...]``;
+3. checks every registered type the YAML names (model, archs, datasets, losses, metrics), listing close names.
+
+The experiment root (``experiments/``, ``tb_logger/``, ``results/``) is the current directory, or ``--root DIR``;
+``--auto_resume`` looks there too. Bad input: one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+from hggt_basicsr.errors import ConfigError, HGGTError
+
+ENTRY_POINT_GROUP = 'basicsr.plugins'
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f'basicsr {command}',
+        description=f'Run basicsr {command}_pipeline with hggt_basicsr and other installed plugins registered.',
+    )
+    parser.add_argument('-opt', required=True, metavar='YML', help='path to the option YAML file')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true', help='resume from the newest valid training state')
+    parser.add_argument('--debug', action='store_true', help='debug mode (prefix name with debug_)')
+    parser.add_argument('--local_rank', type=int, default=0, help='set by torch.distributed.launch')
+    parser.add_argument('--force_yml', nargs='+', default=None, metavar='K=V', help='override options, e.g. a:b=1')
+    parser.add_argument('--root', default=None, help='experiment root (default: the current directory)')
+    return parser
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """``--local-rank N`` / ``--local-rank=N`` (torch.distributed.launch) -> ``--local_rank``; ``--opt`` -> ``-opt``."""
+    out = []
+    for arg in argv:
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            arg = arg.replace('--local-rank', '--local_rank', 1)
+        elif arg == '--opt' or arg.startswith('--opt='):
+            arg = arg.replace('--opt', '-opt', 1)
+        out.append(arg)
+    return out
+
+
+def load_yaml(path: str) -> dict:
+    """Read an option file with precise errors (file, line) and no traceback."""
+    import yaml
+
+    if not os.path.exists(path):
+        raise ConfigError(f'-opt: option file {path!r} does not exist')
+    if os.path.isdir(path):
+        raise ConfigError(f'-opt: {path!r} is a directory, not an option file')
+    try:
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f'-opt: cannot read {path!r}: {exc.strerror or exc}') from exc
+    try:
+        opt = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+        raise ConfigError(f'{path}:{where}: YAML syntax error: {problem}') from exc
+    if not isinstance(opt, dict):
+        raise ConfigError(f'{path}: expected a mapping of options at the top level, got {type(opt).__name__}')
+    return opt
+
+
+def import_plugins(opt: dict, source: str) -> list[str]:
+    """Import hggt_basicsr, the ``basicsr.plugins`` entry points and the YAML's ``plugins`` modules."""
+    from importlib.metadata import entry_points
+
+    import hggt_basicsr  # noqa: F401  (compat fixes + registration)
+
+    loaded = ['hggt_basicsr']
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+            raise ConfigError(
+                f'plugin {entry.name!r} ({entry.value}, entry point {ENTRY_POINT_GROUP}) failed: {exc}'
+            ) from exc
+        loaded.append(entry.value)
+    plugins = opt.get('plugins') or []
+    if isinstance(plugins, str):
+        plugins = [plugins]
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f'{source}: plugins: expected a list of module names, got {plugins!r}')
+    for name in plugins:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f'{source}: plugins: cannot import module {name!r} ({exc})') from exc
+        loaded.append(name)
+    return loaded
+
+
+def _typed_entries(opt: dict) -> Iterator[tuple[str, str, str]]:
+    """(option path, registry kind, type name) for every registered type a YAML names."""
+    if isinstance(opt.get('model_type'), str):
+        yield 'model_type', 'model', opt['model_type']
+    for key, value in opt.items():
+        if key.startswith('network_') and isinstance(value, dict) and 'type' in value:
+            yield f'{key}.type', 'arch', value['type']
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if isinstance(dataset, dict) and 'type' in dataset:
+            yield f'datasets.{phase}.type', 'dataset', dataset['type']
+    for key, value in (opt.get('train') or {}).items():
+        if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
+            yield f'train.{key}.type', 'loss', value['type']
+    for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
+        if isinstance(value, dict) and 'type' in value:
+            yield f'val.metrics.{key}.type', 'metric', value['type']
+
+
+def check_registered_types(opt: dict, source: str) -> None:
+    """Every type named in the YAML resolves in basicsr's registries (or their ``_basicsr`` fallback)."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    registries = {
+        'model': MODEL_REGISTRY,
+        'arch': ARCH_REGISTRY,
+        'dataset': DATASET_REGISTRY,
+        'loss': LOSS_REGISTRY,
+        'metric': METRIC_REGISTRY,
+    }
+    for path, kind, name in _typed_entries(opt):
+        registry = registries[kind]
+        if not isinstance(name, str) or (name not in registry and f'{name}_basicsr' not in registry):
+            close = difflib.get_close_matches(str(name), list(registry.keys()), n=4, cutoff=0.5)
+            hint = f'; did you mean {", ".join(close)}?' if close else f'; known: {", ".join(sorted(registry.keys()))}'
+            raise ConfigError(f'{source}: {path}: unknown {kind} type {name!r}{hint}')
+
+
+def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
+    """Validate arguments and YAML, import plugins; returns (root path, argv for basicsr's parse_options)."""
+    argv = normalize_argv(argv)
+    args = _parser(command).parse_args(argv)
+    opt = load_yaml(args.opt)
+    import_plugins(opt, args.opt)
+    check_registered_types(opt, args.opt)
+    root = os.path.abspath(args.root or os.getcwd())
+    passthrough = []
+    skip_next = False
+    for arg in argv:
+        if skip_next or arg.startswith('--root='):
+            skip_next = False
+            continue
+        if arg == '--root':
+            skip_next = True
+            continue
+        passthrough.append(arg)
+    return root, passthrough
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``basicsr train|test -opt X.yml [...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = 'usage: basicsr {train,test} -opt X.yml [--auto_resume] [--debug] [--launcher ...] [--force_yml ...]'
+    if not argv or argv[0] in ('-h', '--help'):
+        print(usage)
+        print('\nRun `basicsr train --help` or `basicsr test --help` for the options.')
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in ('train', 'test'):
+        print(f'basicsr: error: unknown command {command!r} (choose train or test)\n{usage}', file=sys.stderr)
+        return 2
+    old_argv = sys.argv
+    try:
+        root, passthrough = prepare(command, rest)
+        sys.argv = [f'basicsr {command}', *passthrough]
+        if command == 'train':
+            from basicsr.train import train_pipeline
+
+            train_pipeline(root)
+        else:
+            from basicsr.test import test_pipeline
+
+            test_pipeline(root)
+    except HGGTError as exc:
+        print(f'basicsr {command}: error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'basicsr {command}: interrupted; resume with --auto_resume', file=sys.stderr)
+        return 130
+    finally:
+        sys.argv = old_argv
+    return 0
+
+
+def train_main() -> int:
+    """``python -m hggt_basicsr.train ...``."""
+    return main(['train', *sys.argv[1:]])
+
+
+def test_main() -> int:
+    """``python -m hggt_basicsr.test ...``."""
+    return main(['test', *sys.argv[1:]])
+
+
+if __name__ == '__main__':
+    sys.exit(main())
