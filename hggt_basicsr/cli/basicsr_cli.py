@@ -67,6 +67,8 @@ def load_yaml(path: str) -> dict:
             text = handle.read()
     except OSError as exc:
         raise ConfigError(f'-opt: cannot read {path!r}: {exc.strerror or exc}') from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f'-opt: cannot read {path!r}: not UTF-8 text ({exc.reason} at byte {exc.start})') from exc
     try:
         opt = yaml.safe_load(text)
     except yaml.YAMLError as exc:
