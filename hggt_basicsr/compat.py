@@ -435,10 +435,15 @@ def build_local_vgg(vgg_type: str, pretrained: bool = True):
 
     from hggt_basicsr.errors import WeightsError
 
-    net = getattr(torchvision.models, vgg_type)(weights=None)
+    import torch
+
     if not pretrained:
-        return net
+        return getattr(torchvision.models, vgg_type)(weights=None)
     path = resolve_vgg_weights(vgg_type)
+    # build on the meta device (no 400 MB random classifier init), then materialise only the features
+    with torch.device('meta'):
+        net = getattr(torchvision.models, vgg_type)(weights=None)
+    net.features.to_empty(device='cpu')
     state = load_checkpoint(path, f'{vgg_type} weights')
     if isinstance(state, dict) and 'params' in state and isinstance(state['params'], dict):
         state = state['params']
