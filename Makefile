@@ -12,9 +12,9 @@ DEPS_STAMP := $(VENV)/.hggt-deps-$(DEPS_HASH)
 
 setup: $(DEPS_STAMP)
 	@# editable install of this checkout (re-done when the venv points at another clone)
-	@$(BIN)/python -c "import importlib.util as u, os, sys; s = u.find_spec('hggt_basicsr'); \
-	sys.exit(0 if s and os.path.dirname(os.path.dirname(s.origin)) == os.getcwd() else 1)" 2>/dev/null \
-	|| $(BIN)/pip install -q --no-build-isolation --no-deps -e .
+	@test -x $(BIN)/hggt && $(BIN)/python -I -c "import importlib.util as u, os, sys; \
+	s = u.find_spec('hggt_basicsr'); sys.exit(0 if s and os.path.dirname(os.path.dirname(s.origin)) == \
+	os.path.realpath('$(CURDIR)') else 1)" 2>/dev/null || $(BIN)/pip install -q --no-build-isolation --no-deps -e .
 
 $(DEPS_STAMP):
 	@echo "== creating $(VENV) (torch, basicsr 1.4.2, requirements); this takes a few minutes the first time"
