@@ -147,7 +147,7 @@ def blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     kernel = kernel.to(device=img.device, dtype=img.dtype)
     if kernel.dim() == 2:
         kernel = kernel.unsqueeze(0)
-    return filter2D(img, kernel)
+    return filter2D(img.contiguous(), kernel)
 
 
 def add_gaussian_noise(
@@ -237,7 +237,7 @@ def apply_jpeg(img: torch.Tensor, quality: torch.Tensor, jpeger: DiffJPEG) -> to
     x = F.pad(img, (0, pad_w, 0, pad_h), mode='constant', value=0)
     y, cb, cr = jpeger.compress(x, factor=factor)
     out = jpeger.decompress(y, cb, cr, h + pad_h, w + pad_w, factor=factor)
-    return out[:, :, :h, :w]
+    return out[:, :, :h, :w].contiguous()
 
 
 def quantize_8bit(img: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ __all__ = [
     'GroupLabels',
     'aggregate',
     'filter_mask',
+    'label_statistics',
     'labels_fingerprint',
     'load_group_labels',
     'read_annotation',
@@ -504,3 +505,35 @@ def load_group_labels(
         skipped=skipped,
         fingerprint=fingerprint,
     )
+
+
+# ------------------------------------------------------------------------------------------------------ statistics
+def label_statistics(group_labels: GroupLabels) -> dict:
+    """The paper's Tables 1-3 and the filter counts for a label tree.
+
+    Returns:
+        A JSON-ready dict: ``groups``, ``annotators``, ``versions``, ``skipped`` (count), ``raw`` (version -> label ->
+        raw annotations, plus ``'total'``), ``final`` (version -> label -> final labels, plus ``'total'``),
+        ``positives_per_group`` (number of final Positives ``'0'``..``'K'`` -> groups), ``filters`` (filter -> groups
+        kept).
+    """
+    gl = group_labels
+    raw: dict[str, dict[str, int]] = {}
+    final: dict[str, dict[str, int]] = {}
+    for j, v in enumerate(gl.versions, start=1):
+        raw[v] = {name: int(gl.counts[:, j, i].sum()) for i, name in enumerate(ANNOTATION_LABELS)}
+        final[v] = {name: int((gl.labels[:, j] == LABEL_CODES[name]).sum()) for name in ANNOTATION_LABELS}
+    raw['total'] = {name: sum(raw[v][name] for v in gl.versions) for name in ANNOTATION_LABELS}
+    final['total'] = {name: sum(final[v][name] for v in gl.versions) for name in ANNOTATION_LABELS}
+    n_pos = (gl.labels[:, 1:] == LABEL_CODES['Positive']).sum(axis=1)
+    hist = np.bincount(n_pos, minlength=gl.num_versions + 1) if len(gl) else np.zeros(gl.num_versions + 1, int)
+    return {
+        'groups': len(gl),
+        'annotators': list(gl.annotators),
+        'versions': list(gl.versions),
+        'skipped': len(gl.skipped),
+        'raw': raw,
+        'final': final,
+        'positives_per_group': {str(k): int(c) for k, c in enumerate(hist)},
+        'filters': {f: int(gl.mask(f).sum()) for f in FILTERS},
+    }

@@ -14,7 +14,9 @@ and vote counts, all aligned by slot. It is allocated lazily on the first call, 
 Memory: images are stored as uint8 (``round(x * 255)``) and returned as ``float32 / 255``. This is lossless for
 8-bit data: HGGT GTs are 8-bit PNGs (basicsr decodes to uint8 then divides by 255, and crops / flips keep the
 values), and the LQ produced by :mod:`hggt_basicsr.degradations` is rounded to the 8-bit grid as its last step.
-Hence the pool needs a quarter of upstream's float32 memory (Q=144, 5 GTs at 256²: 142 MB instead of 566 MB).
+(Bit-exact on CPU; on CUDA, where torch divides by a scalar through its reciprocal, a value may differ from the
+input by one float32 ulp.) Hence the pool needs a quarter of upstream's float32 memory: Q=144, 5 GTs at 256², LQ 64²,
+labels + votes: 143 MB instead of 573 MB (bench/bench_pool_memory.py).
 Pass ``store_uint8=False`` for data that is not on the 8-bit grid (e.g. USM-sharpened targets): float32 storage.
 """
 
@@ -35,7 +37,7 @@ def _to_storage(x: torch.Tensor, uint8: bool) -> torch.Tensor:
 
 def _from_storage(x: torch.Tensor, uint8: bool) -> torch.Tensor:
     if uint8 and x.dtype == torch.uint8:
-        return x.float() / 255.0
+        return x / 255.0  # uint8 / float -> float32 in one op
     return x  # already a copy (advanced indexing)
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import hggt_basicsr  # noqa: F401  (must precede basicsr)
-
 import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
+import hggt_basicsr  # noqa: F401  (must precede basicsr)
+
 TINY_SWIN = dict(
-    upscale=4, img_size=16, window_size=8, depths=[2], embed_dim=12, num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle'
+    upscale=4,
+    img_size=16,
+    window_size=8,
+    depths=[2],
+    embed_dim=12,
+    num_heads=[2],
+    mlp_ratio=2,
+    upsampler='pixelshuffle',
 )
 
 # type -> (tiny options, input (h, w), output scale)

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tile', type=int, default=None, help='tile side in pixels, 0 = whole image (default 1200)')
     parser.add_argument('--tile-pad', type=int, default=None, help='context pixels around each tile (default 24)')
     parser.add_argument('--device', default=None, help='torch device (default: cuda if available, else cpu)')
-    parser.add_argument('--param-key', default=None, help='checkpoint key (default: params_ema if present, else params)')
+    parser.add_argument(
+        '--param-key', default=None, help='checkpoint key (default: params_ema if present, else params)'
+    )
     parser.add_argument('--config', type=Path, default=None, help='YAML file with the same options')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 

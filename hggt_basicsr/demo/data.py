@@ -89,8 +89,6 @@ class DemoData:
     test_labels: Path
     train_stems: list[str]
     test_stems: list[str]
-    # (group stem, version) -> per-annotator label, for the report's statistics
-    annotations: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def skimage_data_dir() -> Path:
@@ -131,12 +129,16 @@ class _Group:
     hr: np.ndarray  # (S, S, 3) uint8 RGB
 
 
-def _cut(cfg: DemoDataConfig) -> tuple[list[_Group], list[_Group]]:
+def _cut(cfg: DemoDataConfig) -> tuple[list[_Group], list[_Group], list[str]]:
+    """Training groups, test candidates, and the source files missing from this scikit-image install."""
     data_dir = skimage_data_dir()
-    train, test = [], []
+    train, test, missing = [], [], []
     for name in sorted(cfg.sources):
         if '_' in name:
             raise ConfigError(f'demo sources: stem prefix {name!r} must not contain "_"')
+        if not (data_dir / cfg.sources[name]).is_file():
+            missing.append(cfg.sources[name])  # not bundled with every scikit-image version
+            continue
         img = _to_u8(_load_rgb(data_dir / cfg.sources[name]))
         h, w = img.shape[:2]
         strip = w - cfg.test_patch  # test strip: columns [strip, w)
@@ -152,7 +154,9 @@ def _cut(cfg: DemoDataConfig) -> tuple[list[_Group], list[_Group]]:
             patch = img[top : top + cfg.test_patch, strip:w]
             if not _is_flat(patch.astype(np.float32) / 255.0):
                 test.append(_Group(f'{name}-{top}-{strip}', patch))
-    return train, test
+    if not train or not test:
+        raise DataError(f'{data_dir}: none of the demo photographs {sorted(cfg.sources.values())} is bundled here')
+    return train, test, missing
 
 
 def _annotate(
@@ -257,11 +261,13 @@ def build_demo_data(
     root = Path(root)
     rng = np.random.default_rng(cfg.seed)
 
-    train_groups, test_candidates = _cut(cfg)
+    train_groups, test_candidates, missing = _cut(cfg)
+    if missing:
+        say(f'skipped photographs not bundled with this scikit-image: {", ".join(missing)}')
     train_groups = _spread(train_groups, cfg.max_train_groups)
     say(
         f'cut {len(train_groups)} training and {len(test_candidates)} candidate test patches '
-        f'from {len(cfg.sources)} bundled photographs'
+        f'from {len(cfg.sources) - len(missing)} bundled photographs'
     )
 
     # test split first (its candidates are filtered by their labels), with its own stream of random numbers
@@ -278,11 +284,9 @@ def build_demo_data(
         raise DataError('demo data: no test patch got a final Positive label; change the seed or the sources')
     test_images, test_labels = root / 'Test' / 'images', root / 'Test' / 'labels'
     _make_dirs(test_images, test_labels, annotators)
-    annotations: dict[str, dict[str, dict[str, str]]] = {}
     for i, g in enumerate(sorted(chosen, key=lambda g: g.stem)):
         _, versions, labels, orders = by_stem[g.stem]
         _write_group(test_images, test_labels, g.stem, g.hr, versions, labels, orders, test_rng, i)
-        annotations[g.stem] = labels
     test_stems = sorted(g.stem for g in chosen)
     say(f'wrote {len(test_stems)} test groups (each with >= 1 final Positive) to {root / "Test"}')
 
@@ -298,7 +302,6 @@ def build_demo_data(
     for i, g in enumerate(iterator):
         versions, labels, orders = _annotate(g, rng, annotators)
         _write_group(train_images, train_labels, g.stem, g.hr, versions, labels, orders, rng, i)
-        annotations[g.stem] = labels
     say(f'wrote {len(train_groups)} training groups to {train_images.parent.parent}')
     return DemoData(
         root=root,
@@ -309,5 +312,4 @@ def build_demo_data(
         test_labels=test_labels,
         train_stems=sorted(g.stem for g in train_groups),
         test_stems=test_stems,
-        annotations=annotations,
     )

@@ -1,1 +1,3 @@
 """Registered losses of hggt_basicsr (explicit imports: one module per concept)."""
+
+from hggt_basicsr.losses.hggt_negative_loss import HGGTNegativeLoss, negative_weight_map  # noqa: F401

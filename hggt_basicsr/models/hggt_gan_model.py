@@ -9,8 +9,8 @@ negative GT is subtracted.
 What we changed from the upstream code (see shared/reference/hggt-upstream.md section 9):
 
 * one model class with ``gt_mode: original | positive | positive_negative`` instead of three copies; the upstream
-  type names ``Ours_Model``, ``Ours_PosGT_Model``, ``Ours_PosNegGT_Model`` and ``RealESRGAN_PosGT_Model`` are thin
-  aliases that read upstream configs unchanged;
+  type names ``Ours_Model``, ``Ours_PosGT_Model``, ``Ours_PosNegGT_Model``, ``RealESRGAN_PosGT_Model`` and
+  ``LDL_PosGT_Model`` are thin aliases that read upstream configs unchanged;
 * device-agnostic (no ``.cuda()``), vectorised target selection (index gather, no loop over samples);
 * the generator step always obeys ``net_d_iters`` / ``net_d_init_iters``; a config without a discriminator still
   back-propagates; validation, testing and saving use the EMA generator; ``l_g_neg`` is logged at every generator
@@ -66,6 +66,17 @@ def _int_option(opt: dict, key: str, path: str, default: Any, *, minimum: int = 
     return value
 
 
+def _batch_size(opt: dict) -> int:
+    """The batch one process sees: ``batch_size_per_gpu``, times ``num_gpu`` under DataParallel (basicsr)."""
+    batch = opt.get('datasets', {}).get('train', {}).get('batch_size_per_gpu')
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise ConfigError(f'datasets.train.batch_size_per_gpu: expected a positive integer, got {batch!r}')
+    num_gpu = opt.get('num_gpu', 0)
+    if not opt.get('dist', False) and isinstance(num_gpu, int) and num_gpu > 1:
+        batch *= num_gpu
+    return batch
+
+
 def negative_loss_options(neg_opt: dict) -> dict:
     """Translate ``train.neg_opt`` into HGGTNegativeLoss options.
 
@@ -113,6 +124,8 @@ class HGGTGANModel(SRGANModel):
     """
 
     default_gt_mode: str | None = None
+    #: options asking for USM-sharpened targets (Real-ESRGAN / LDL); rejected, HGGT trains on the GTs as they are
+    usm_keys: tuple[str, ...] = ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'gt_usm', 'Use_sharpen')
 
     def __init__(self, opt: dict) -> None:
         self._validate_options(opt)
@@ -127,7 +140,7 @@ class HGGTGANModel(SRGANModel):
     def _validate_options(self, opt: dict) -> None:
         """Check the options this model reads, once; raise ConfigError naming the option path."""
         gt_mode = opt.get('gt_mode', self.default_gt_mode)
-        if gt_mode not in GT_MODES:
+        if (opt.get('is_train', False) or gt_mode is not None) and gt_mode not in GT_MODES:
             raise ConfigError(f'gt_mode: expected one of {", ".join(GT_MODES)}, got {gt_mode!r}')
         degradation = opt.get('degradation', 'one_stage')
         if degradation not in DEGRADATIONS:
@@ -137,6 +150,12 @@ class HGGTGANModel(SRGANModel):
             raise ConfigError(f'scale: expected a positive integer, got {scale!r}')
         _int_option(opt, 'tile_size', 'tile_size', None)
         _int_option(opt, 'tile_pad', 'tile_pad', 32)
+        for key in self.usm_keys:
+            if opt.get(key):
+                raise ConfigError(
+                    f'{key}: USM-sharpened targets are not supported by {type(self).__name__} (HGGT trains on the '
+                    'GTs as they are); remove the option or set it to false (see docs/configs.md)'
+                )
         if not opt.get('is_train', False):
             return
 
@@ -178,10 +197,12 @@ class HGGTGANModel(SRGANModel):
         if isinstance(gt_size, bool) or not isinstance(gt_size, int) or gt_size <= 0 or gt_size % scale:
             raise ConfigError(f'gt_size: expected a positive multiple of scale {scale}, got {gt_size!r}')
         queue_size = _int_option(opt, 'queue_size', 'queue_size', 144)
-        batch = train_set.get('batch_size_per_gpu')
-        if queue_size and isinstance(batch, int) and batch > 0 and queue_size % batch:
+        batch = _batch_size(opt)
+        if queue_size and queue_size % batch:
             raise ConfigError(
-                f'queue_size: {queue_size} is not a multiple of datasets.train.batch_size_per_gpu ({batch})'
+                f'queue_size: {queue_size} is not a multiple of the batch size {batch} '
+                f'(datasets.train.batch_size_per_gpu, times num_gpu without DDP); e.g. queue_size: '
+                f'{max(1, round(queue_size / batch)) * batch}'
             )
 
     # ------------------------------------------------------------------ setup
@@ -233,7 +254,7 @@ class HGGTGANModel(SRGANModel):
         train_set = self.opt['datasets']['train']
         self.gt_size = self.opt.get('gt_size', train_set.get('gt_size'))
         queue_size = self.opt.get('queue_size', 144)
-        self.pool = TrainingPairPool(queue_size, train_set['batch_size_per_gpu']) if queue_size else None
+        self.pool = TrainingPairPool(queue_size, _batch_size(self.opt)) if queue_size else None
 
         self.setup_optimizers()
         self.setup_schedulers()
@@ -294,7 +315,8 @@ class HGGTGANModel(SRGANModel):
         gts, lq = paired_random_crop_stack(gts, lq, self.gt_size, self.scale)
         if self.pool is not None:
             lq, gts, labels, votes = self.pool(lq, gts, labels, votes)
-        self.lq, self.gts, self.labels, self.votes = lq, gts, labels, votes
+        # the crop is a strided view: the generator gets a contiguous batch (see _select_targets)
+        self.lq, self.gts, self.labels, self.votes = lq.contiguous(), gts, labels, votes
 
     def _select_targets(self) -> None:
         """Draw this step's GT per sample: ``self.gt`` (B, 3, H, W) and ``self.target_idx`` (B,)."""
@@ -302,7 +324,8 @@ class HGGTGANModel(SRGANModel):
 
         if self.gt_mode == 'original':
             self.target_idx = torch.zeros(self.gts.shape[0], dtype=torch.int64, device=self.gts.device)
-            self.gt = self.gts[:, 0]
+            # a contiguous copy: convolutions on the strided (B, 3, H, W) view of the cropped stack are far slower
+            self.gt = self.gts[:, 0].contiguous()
             return
         fallback = self.gt_mode == 'positive_negative'
         self.target_idx = sample_positive(self.labels, fallback_original=fallback)
@@ -319,7 +342,8 @@ class HGGTGANModel(SRGANModel):
         pos = gather_versions(self.gts, pos_idx)
         pos_votes = self.votes.gather(1, pos_idx[:, None]).squeeze(1)
         neg_votes = self.votes.gather(1, neg_idx[:, None]).squeeze(1)
-        return self.cri_neg(output, neg, self.gts[:, 0], pos, pos_votes, neg_votes, has_neg)
+        # SwinIR's output has channels-last strides; the loss flattens per sample (no copy when already contiguous)
+        return self.cri_neg(output.contiguous(), neg, self.gts[:, 0], pos, pos_votes, neg_votes, has_neg)
 
     # ------------------------------------------------------------------ training step
     def optimize_parameters(self, current_iter: int) -> None:
@@ -411,7 +435,10 @@ class HGGTGANModel(SRGANModel):
 
 
 class _UpstreamAlias(HGGTGANModel):
-    """Reads an upstream HGGT config unchanged: its ``SwinIR`` generator is the padded one (``SwinIRFixed``)."""
+    """Reads an upstream HGGT config unchanged: its ``SwinIR`` generator is the padded one (``SwinIRFixed``), and
+    the USM keys the upstream HGGT models ignore (``gt_usm`` ... in some upstream configs) are ignored here too."""
+
+    usm_keys = ('Use_sharpen',)
 
     def __init__(self, opt: dict) -> None:
         for key in ('network_g',):
@@ -452,3 +479,10 @@ class RealESRGAN_PosGT_Model(_UpstreamAlias):  # noqa: N801 - upstream type name
     def __init__(self, opt: dict) -> None:
         opt.setdefault('degradation', 'two_stage')
         super().__init__(opt)
+
+
+@MODEL_REGISTRY.register()
+class LDL_PosGT_Model(_UpstreamAlias):  # noqa: N801 - upstream type name
+    """Upstream ``LDL_PosGT_Model``: ``gt_mode: positive`` with the LDL artifact loss from ``train.ldl_opt``."""
+
+    default_gt_mode = 'positive'

@@ -1,0 +1,307 @@
+"""The demo's report: ``report.md`` (metrics of both models, label statistics, stage times) and ``comparison.png``.
+
+The numbers in ``report.md`` are formatted from the same dict that is saved as ``report.json``, so a test can parse
+either and compare them with a recomputation from the saved SR images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    'METRIC_COLUMNS',
+    'ModelResult',
+    'label_statistics',
+    'make_comparison',
+    'parse_report_table',
+    'write_report',
+]
+
+# metric key -> (column title, better direction, decimals)
+METRIC_COLUMNS: dict[str, tuple[str, str, int]] = {
+    'psnr': ('PSNR', '↑', 4),
+    'ssim': ('SSIM', '↑', 4),
+    'lpips': ('LPIPS', '↓', 4),
+    'dists': ('DISTS', '↓', 4),
+}
+
+
+@dataclass
+class ModelResult:
+    """One trained model and its test-split scores.
+
+    Attributes:
+        name: short name (table row, comparison column), e.g. ``baseline``.
+        description: what it was trained on, e.g. ``original HR (gt_mode original)``.
+        metrics: metric key (:data:`METRIC_COLUMNS`) -> mean score, or None when the metric was not computed.
+        sr_paths: group stem -> path of its SR image.
+        option_file: the resolved training YAML.
+        checkpoint: the generator weights used for inference.
+    """
+
+    name: str
+    description: str
+    metrics: dict[str, float | None]
+    sr_paths: dict[str, str] = field(default_factory=dict)
+    option_file: str = ''
+    checkpoint: str = ''
+
+
+def label_statistics(labels_dir: str | os.PathLike) -> dict:
+    """Label statistics of one split (aggregated with :mod:`hggt_basicsr.labels`).
+
+    Returns:
+        A JSON-able dict: ``groups``, ``annotators``, ``versions``, ``final`` (version -> {Positive, Similar,
+        Negative} final counts), ``raw`` (same for the raw annotations), ``positives_per_group`` (histogram 0..K),
+        ``agreement`` ({unanimous, majority, all_different} over all labelled versions), ``filter_pos`` and
+        ``filter_posneg`` (groups kept by the upstream filters).
+    """
+    from hggt_basicsr.labels import LABEL_CODES, load_group_labels
+
+    g = load_group_labels(labels_dir)
+    names = ('Positive', 'Similar', 'Negative')
+    final = {
+        v: {n: int((g.labels[:, j] == LABEL_CODES[n]).sum()) for n in names} for j, v in enumerate(g.versions, start=1)
+    }
+    raw = {v: {n: int(g.counts[:, j, i].sum()) for i, n in enumerate(names)} for j, v in enumerate(g.versions, 1)}
+    pos_per_group = (g.labels[:, 1:] == LABEL_CODES['Positive']).sum(axis=1)
+    n_ann = len(g.annotators)
+    votes = g.votes[:, 1:]
+    return {
+        'groups': len(g),
+        'annotators': list(g.annotators),
+        'versions': list(g.versions),
+        'final': final,
+        'raw': raw,
+        'positives_per_group': np.bincount(pos_per_group, minlength=g.num_versions + 1).tolist(),
+        'agreement': {
+            'unanimous': int((votes == n_ann).sum()),
+            'majority': int(((votes > 1) & (votes < n_ann)).sum()),
+            'all_different': int((votes == 1).sum()),
+        },
+        'filter_pos': int(g.mask('pos').sum()),
+        'filter_posneg': int(g.mask('posneg').sum()),
+    }
+
+
+def _fmt(value: float | None, decimals: int) -> str:
+    return 'n/a' if value is None else f'{value:.{decimals}f}'
+
+
+def _label_table(title: str, stats: Mapping) -> list[str]:
+    lines = [
+        f'**{title}**: {stats["groups"]} groups, annotators {", ".join(stats["annotators"])}; groups kept by the '
+        f'upstream filters: Pos {stats["filter_pos"]}, PosNeg {stats["filter_posneg"]}.',
+        '',
+        '| version | final Positive | final Similar | final Negative | raw P / S / N |',
+        '| --- | ---: | ---: | ---: | --- |',
+    ]
+    for v in stats['versions']:
+        f, r = stats['final'][v], stats['raw'][v]
+        lines.append(
+            f'| {v} | {f["Positive"]} | {f["Similar"]} | {f["Negative"]} | '
+            f'{r["Positive"]} / {r["Similar"]} / {r["Negative"]} |'
+        )
+    hist = ', '.join(f'{k}: {n}' for k, n in enumerate(stats['positives_per_group']))
+    agree = stats['agreement']
+    lines += [
+        '',
+        f'Final positives per group: {hist}. Annotator agreement per labelled version: unanimous '
+        f'{agree["unanimous"]}, 2-of-3 majority {agree["majority"]}, all different (-> Similar) '
+        f'{agree["all_different"]}.',
+        '',
+    ]
+    return lines
+
+
+def write_report(
+    out_dir: str | os.PathLike,
+    *,
+    models: Sequence[ModelResult],
+    label_stats: Mapping[str, Mapping],
+    stage_times: Mapping[str, float],
+    settings: Mapping[str, object],
+    notes: Sequence[str] = (),
+    comparison: str | None = 'comparison.png',
+) -> Path:
+    """Write ``report.md`` and ``report.json`` into ``out_dir``.
+
+    Args:
+        out_dir: the demo output folder.
+        models: the trained models with their scores, in table order.
+        label_stats: split title -> :func:`label_statistics` dict.
+        stage_times: stage name -> wall seconds, in order.
+        settings: run settings shown in the header (seed, iterations, device, ...).
+        notes: extra lines (e.g. why LPIPS/DISTS are missing).
+        comparison: file name of the comparison figure to link, or None.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        '# HGGT demo report',
+        '',
+        'Offline end-to-end run of HGGT (CVPR 2023) on a small dataset cut from the photographs bundled with '
+        'scikit-image: four classical enhancements per patch, three simulated annotators, training through '
+        '`basicsr train`, evaluation with the Test-100 protocol (`hggt evaluate`: every metric is averaged over the '
+        'final-Positive GTs of each test group, then over groups; RGB, crop border 4).',
+        '',
+        'Settings: ' + ', '.join(f'{k} `{v}`' for k, v in settings.items()) + '.',
+        '',
+        '## Results on the demo test split',
+        '',
+    ]
+    header = '| model | trained on | ' + ' | '.join(f'{t} {d}' for t, d, _ in METRIC_COLUMNS.values()) + ' |'
+    lines += [header, '| --- | --- |' + ' ---: |' * len(METRIC_COLUMNS)]
+    for m in models:
+        cells = [_fmt(m.metrics.get(k), dec) for k, (_, _, dec) in METRIC_COLUMNS.items()]
+        lines.append(f'| {m.name} | {m.description} | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines += [f'- {n}' for n in notes]
+    if notes:
+        lines.append('')
+    if comparison:
+        lines += [f'![comparison: LR | {" | ".join(m.name for m in models)} | positive GT]({comparison})', '']
+    lines += ['## Label statistics of the demo data', '']
+    for title, stats in label_stats.items():
+        lines += _label_table(title, stats)
+    lines += ['## Stage wall times', '', '| stage | seconds |', '| --- | ---: |']
+    lines += [f'| {name} | {sec:.1f} |' for name, sec in stage_times.items()]
+    lines += [f'| total | {sum(stage_times.values()):.1f} |', '']
+    lines += ['## Files', '']
+    for m in models:
+        lines.append(f'- {m.name}: options `{m.option_file}`, weights `{m.checkpoint}`')
+    lines.append('')
+    path = out_dir / 'report.md'
+    path.write_text('\n'.join(lines), encoding='utf-8')
+    doc = {
+        'settings': dict(settings),
+        'models': [
+            {
+                'name': m.name,
+                'description': m.description,
+                'metrics': m.metrics,
+                'sr_paths': m.sr_paths,
+                'option_file': m.option_file,
+                'checkpoint': m.checkpoint,
+            }
+            for m in models
+        ],
+        'label_stats': dict(label_stats),
+        'stage_times': dict(stage_times),
+        'notes': list(notes),
+    }
+    (out_dir / 'report.json').write_text(json.dumps(doc, indent=1, default=str), encoding='utf-8')
+    return path
+
+
+def parse_report_table(path: str | os.PathLike) -> dict[str, dict[str, float | None]]:
+    """Read the results table of a ``report.md`` back: model name -> metric key -> value (None for ``n/a``)."""
+    text = Path(path).read_text(encoding='utf-8').splitlines()
+    start = text.index('## Results on the demo test split')
+    keys = list(METRIC_COLUMNS)
+    out: dict[str, dict[str, float | None]] = {}
+    for line in text[start + 1 :]:
+        if line.startswith('## '):
+            break
+        if not line.startswith('| ') or line.startswith('| model') or line.startswith('| ---'):
+            continue
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        out[cells[0]] = {k: None if c == 'n/a' else float(c) for k, c in zip(keys, cells[2:])}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ comparison figure
+def _read_rgb(path: str | os.PathLike) -> np.ndarray:
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if img is None:
+        from hggt_basicsr.errors import DataError
+
+        raise DataError(f'{path}: cannot read image for the comparison figure')
+    return img
+
+
+def _caption(img: np.ndarray, text: str, *, height: int = 22) -> np.ndarray:
+    """``img`` (BGR uint8) with a white caption bar of ``text`` on top."""
+    bar = np.full((height, img.shape[1], 3), 255, np.uint8)
+    scale = 0.42
+    (tw, _th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    while tw > img.shape[1] - 4 and scale > 0.25:
+        scale -= 0.02
+        (tw, _th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.putText(
+        bar,
+        text,
+        (max(2, (img.shape[1] - tw) // 2), height - 7),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    return np.concatenate([bar, img], axis=0)
+
+
+def make_comparison(
+    path: str | os.PathLike,
+    *,
+    stems: Sequence[str],
+    lq_paths: Mapping[str, str],
+    sr_paths: Mapping[str, Mapping[str, str]],
+    gt_paths: Mapping[str, tuple[str, str]],
+    psnr: Mapping[str, Mapping[str, float]] | None = None,
+    gap: int = 4,
+) -> Path:
+    """Write a labelled grid: one row per test group, columns ``LR | <model> ... | positive GT``.
+
+    Args:
+        path: output PNG.
+        stems: the groups, one row each.
+        lq_paths: stem -> LQ image (upsampled with nearest neighbour to the GT size for display).
+        sr_paths: model name -> stem -> SR image.
+        gt_paths: stem -> (version, path of a final-Positive GT).
+        psnr: optional model name -> stem -> PSNR, printed in the captions.
+        gap: white pixels between tiles.
+
+    Returns:
+        ``path``.
+    """
+    rows = []
+    for stem in stems:
+        version, gt_path = gt_paths[stem]
+        gt = _read_rgb(gt_path)
+        h, w = gt.shape[:2]
+        lq = cv2.resize(_read_rgb(lq_paths[stem]), (w, h), interpolation=cv2.INTER_NEAREST)
+        tiles = [_caption(lq, f'LR x{h // max(1, _read_rgb(lq_paths[stem]).shape[0])} ({stem})')]
+        for name, paths in sr_paths.items():
+            sr = _read_rgb(paths[stem])
+            if sr.shape[:2] != (h, w):
+                sr = cv2.resize(sr, (w, h), interpolation=cv2.INTER_CUBIC)
+            score = '' if psnr is None else f' {psnr[name][stem]:.2f} dB'
+            tiles.append(_caption(sr, f'{name}{score}'))
+        tiles.append(_caption(gt, f'positive GT {version}'))
+        sep = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
+        row = tiles[0]
+        for t in tiles[1:]:
+            row = np.concatenate([row, sep, t], axis=1)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    sep = np.full((gap, width, 3), 255, np.uint8)
+    grid = rows[0]
+    for r in rows[1:]:
+        grid = np.concatenate([grid, sep, r], axis=0)
+    grid = np.pad(grid, ((gap, gap), (gap, gap), (0, 0)), constant_values=255)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(os.fspath(path), grid)
+    return path

@@ -1,0 +1,176 @@
+"""Tests of hggt_basicsr.degradations: the batched one-stage / two-stage pipelines and their building blocks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from basicsr.data.degradations import add_gaussian_noise_pt, add_poisson_noise_pt
+from basicsr.utils.diffjpeg import DiffJPEG
+
+import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
+from hggt_basicsr import degradations as D
+from hggt_basicsr.errors import ConfigError
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+def _batch(b=3, size=32, seed=0, device='cpu'):
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(b, 3, size, size, generator=g)
+    k1 = torch.rand(b, 7, 7, generator=g)
+    k1 = k1 / k1.sum(dim=(1, 2), keepdim=True)
+    k2 = torch.zeros(b, 5, 5)
+    k2[:, 2, 2] = 1
+    sinc = torch.zeros(b, 9, 9)
+    sinc[:, 4, 4] = 1
+    return gt.to(device), k1.to(device), k2.to(device), sinc.to(device)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('two_stage', [False, True])
+@pytest.mark.parametrize('out_scale', [1, 4])
+def test_pipeline_shape_range_8bit(device, two_stage, out_scale):
+    gt, k1, k2, sinc = _batch(device=device)
+    deg = D.Degrader({}, two_stage=two_stage).to(device)
+    torch.manual_seed(0)
+    lq = deg(gt, k1, k2, sinc, out_scale=out_scale)
+    assert lq.shape == (3, 3, 32 // out_scale, 32 // out_scale)
+    assert lq.dtype == torch.float32 and lq.device.type == device
+    assert lq.min() >= 0 and lq.max() <= 1
+    assert torch.equal(lq, torch.round(lq * 255) / 255)  # on the 8-bit grid
+    assert not lq.requires_grad
+    # the degradation changed the (downscaled) image, but kept its content
+    ref = torch.nn.functional.interpolate(gt, size=lq.shape[-2:], mode='area')
+    assert 0 < (lq - ref).abs().mean() < 0.25
+
+
+@pytest.mark.parametrize('two_stage', [False, True])
+def test_deterministic_under_seed(two_stage):
+    gt, k1, k2, sinc = _batch()
+    deg = D.Degrader({}, two_stage=two_stage)
+    outs = []
+    for seed in (7, 7, 8):
+        torch.manual_seed(seed)
+        outs.append(deg(gt, k1, k2, sinc, out_scale=4))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])
+    # an explicit generator gives the same reproducibility without touching the global RNG
+    a = deg(gt, k1, k2, sinc, out_scale=4, generator=torch.Generator().manual_seed(3))
+    b = deg(gt, k1, k2, sinc, out_scale=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_degrader_reads_upstream_keys_and_has_no_trainable_params():
+    deg = D.Degrader({'noise_range': [2, 3], 'jpeg_range': [90, 95], 'unrelated_key': 1, 'gray_noise_prob': None})
+    assert deg.options['noise_range'] == [2.0, 3.0]
+    assert deg.options['jpeg_range'] == [90.0, 95.0]
+    assert deg.options['gray_noise_prob'] == 0.2  # None -> default
+    assert deg.options['resize_prob'] == D.ONE_STAGE_DEFAULTS['resize_prob']
+    assert 'noise_range2' not in deg.options
+    assert not [p for p in deg.parameters() if p.requires_grad]
+    two = D.Degrader({'jpeg_range2': [80, 90]}, two_stage=True)
+    assert two.options['jpeg_range2'] == [80.0, 90.0]
+    assert two.options['second_blur_prob'] == 0.8
+
+
+@pytest.mark.parametrize(
+    ('opt', 'key'),
+    [
+        ({'resize_prob': [0.5, 0.5]}, 'resize_prob'),
+        ({'noise_range': [5, 1]}, 'noise_range'),
+        ({'gaussian_noise_prob': 1.5}, 'gaussian_noise_prob'),
+        ({'resize_range': [1.1, 1.2]}, 'resize_range'),
+        ({'jpeg_range': [50, 120]}, 'jpeg_range'),
+        ({'gray_noise_prob': 'often'}, 'gray_noise_prob'),
+    ],
+)
+def test_bad_options_raise_config_error(opt, key):
+    with pytest.raises(ConfigError, match=f'train.{key}'):
+        D.Degrader(opt, prefix='train.')
+
+
+def test_one_stage_reuses_the_drawn_mode_for_the_final_resize(monkeypatch):
+    calls = []
+    real = D.F.interpolate
+
+    def spy(x, *args, **kwargs):
+        calls.append(kwargs['mode'])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(D.F, 'interpolate', spy)
+    gt, k1, _, _ = _batch()
+    deg = D.Degrader({'resize_prob': [1, 0, 0]})  # always resize up
+    for seed in range(6):
+        calls.clear()
+        torch.manual_seed(seed)
+        deg(gt, k1, out_scale=4)
+        assert len(calls) == 2 and calls[0] == calls[1]
+
+
+def test_draw_resize():
+    prob, rng = [0.2, 0.5, 0.3], [0.5, 1.5]
+    scale, mode = D.draw_resize(0.1, 0.5, 0.0, prob, rng)
+    assert scale == pytest.approx(1.25) and mode == 'area'
+    scale, mode = D.draw_resize(0.3, 0.5, 0.5, prob, rng)
+    assert scale == pytest.approx(0.75) and mode == 'bilinear'
+    scale, mode = D.draw_resize(0.9, 0.5, 0.99, prob, rng)
+    assert scale == 1.0 and mode == 'bicubic'
+
+
+def test_gaussian_noise_matches_basicsr_and_gray_is_shared():
+    img = torch.rand(2, 3, 16, 16) * 0.5 + 0.25
+    sigma = torch.tensor([3.0, 6.0])
+    torch.manual_seed(0)
+    ours = D.add_gaussian_noise(img, sigma, torch.zeros(2, dtype=torch.bool))
+    torch.manual_seed(0)
+    ref = add_gaussian_noise_pt(img, sigma=sigma, gray_noise=0, clip=True)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    gray = D.add_gaussian_noise(img, sigma, torch.tensor([True, False]))
+    noise = gray - img
+    assert torch.allclose(noise[0, 0], noise[0, 1], atol=1e-6) and torch.allclose(noise[0, 0], noise[0, 2], atol=1e-6)
+    assert not torch.allclose(noise[1, 0], noise[1, 1])
+
+
+def test_poisson_noise_matches_basicsr_and_gray_is_shared():
+    img = torch.rand(2, 3, 16, 16)
+    scale = torch.tensor([0.3, 0.8])
+    torch.manual_seed(0)
+    ours = D.add_poisson_noise(img, scale, torch.zeros(2, dtype=torch.bool))
+    torch.manual_seed(0)
+    ref = add_poisson_noise_pt(img, scale=scale, gray_noise=0, clip=True)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    mid = img * 0.5 + 0.25  # no clipping
+    out = D.add_poisson_noise(mid, scale, torch.tensor([True, False]))
+    noise = out - mid
+    assert torch.allclose(noise[0, 0], noise[0, 1], atol=1e-6) and torch.allclose(noise[0, 0], noise[0, 2], atol=1e-6)
+    assert not torch.allclose(noise[1, 0], noise[1, 1])
+
+
+def test_vectorised_jpeg_matches_diffjpeg():
+    img = torch.rand(3, 3, 20, 24)
+    quality = torch.tensor([30.0, 75.5, 95.0])
+    jpeger = DiffJPEG(differentiable=False)
+    ours = D.apply_jpeg(img, quality, jpeger)
+    ref = jpeger(img, quality=quality.clone())
+    assert ours.shape == img.shape
+    assert torch.allclose(ours, ref, atol=1e-6)
+    assert (ours - img).abs().mean() > 1e-3
+
+
+def test_paired_random_crop_stack_shares_one_offset():
+    b, n, s, h = 2, 3, 4, 32
+    ys = torch.arange(h, dtype=torch.float32).view(1, 1, 1, h, 1).expand(b, n, 3, h, h)
+    xs = torch.arange(h, dtype=torch.float32).view(1, 1, 1, 1, h).expand(b, n, 3, h, h)
+    gts = ys * 1000 + xs
+    lq = gts[:, 0, :, ::s, ::s]  # LQ pixel (i, j) <-> GT pixel (s*i, s*j)
+    torch.manual_seed(1)
+    gts_c, lq_c = D.paired_random_crop_stack(gts, lq, 16, s)
+    assert gts_c.shape == (b, n, 3, 16, 16) and lq_c.shape == (b, 3, 4, 4)
+    assert torch.equal(gts_c[:, :, :, ::s, ::s], lq_c.unsqueeze(1).expand(b, n, 3, 4, 4))
+    # single-GT (B, 3, H, W) input
+    g4, l4 = D.paired_random_crop_stack(gts[:, 0], lq, 16, s)
+    assert g4.shape == (b, 3, 16, 16) and torch.equal(g4[..., ::s, ::s], l4)
+    with pytest.raises(ConfigError, match='gt_size'):
+        D.paired_random_crop_stack(gts, lq, 64, s)
+    with pytest.raises(ValueError, match='not 2x'):
+        D.paired_random_crop_stack(gts, lq, 16, 2)
