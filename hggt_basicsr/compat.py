@@ -431,11 +431,10 @@ def resolve_vgg_weights(vgg_type: str = 'vgg19') -> str:
 
 def build_local_vgg(vgg_type: str, pretrained: bool = True):
     """A torchvision VGG whose ``features`` come from a local file (full torchvision state dict or features only)."""
+    import torch
     import torchvision
 
     from hggt_basicsr.errors import WeightsError
-
-    import torch
 
     if not pretrained:
         return getattr(torchvision.models, vgg_type)(weights=None)

@@ -95,7 +95,7 @@ def test_explicit_broken_state_names_the_file(tmp_path):
     bad = tmp_path / 'bad.state'
     bad.write_bytes(b'not a checkpoint')
     opt = {'auto_resume': False, 'path': {'resume_state': str(bad)}}
-    with pytest.raises(WeightsError, match=r"cannot load training state .*bad\.state"):
+    with pytest.raises(WeightsError, match=r'cannot load training state .*bad\.state'):
         compat.load_resume_state(opt)
 
 
@@ -222,7 +222,7 @@ def test_vgg_weights_local_only(tmp_path, monkeypatch, vgg_weights_file):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     monkeypatch.delenv('HGGT_VGG_WEIGHTS', raising=False)
 
-    with pytest.raises(WeightsError, match=r"vgg19-dcbb9e9d.pth.*torch_home/hub/checkpoints"):
+    with pytest.raises(WeightsError, match=r'vgg19-dcbb9e9d.pth.*torch_home/hub/checkpoints'):
         VGGFeatureExtractor(['conv1_2'])
 
     # $TORCH_HOME/hub/checkpoints/<torchvision name>: the real loading code, with a file the test wrote

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from hggt_basicsr.errors import ConfigError, HGGTError
 
 ENTRY_POINT_GROUP = 'basicsr.plugins'
+_BASICSR_LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # basicsr.utils.logger.get_root_logger's format
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -168,6 +169,25 @@ def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
     return root, passthrough
 
 
+def reset_basicsr_logger() -> None:
+    """Detach and close the handlers of basicsr's root logger and mark it uninitialised.
+
+    basicsr initialises its logger once per process (the first caller wins), so a second run in the same process
+    (tests, the demo, notebooks) would log nowhere but to the first run's file. Called around each pipeline run.
+    """
+    import logging
+
+    from basicsr.utils import logger as basicsr_logger
+
+    logger = logging.getLogger('basicsr')
+    for handler in list(logger.handlers):
+        fmt = getattr(handler.formatter, '_fmt', None)
+        if fmt == _BASICSR_LOG_FORMAT:  # only what get_root_logger attached; other handlers stay
+            logger.removeHandler(handler)
+            handler.close()
+    basicsr_logger.initialized_logger.pop('basicsr', None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``basicsr train|test -opt X.yml [...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -184,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         root, passthrough = prepare(command, rest)
         sys.argv = [f'basicsr {command}', *passthrough]
+        reset_basicsr_logger()
         if command == 'train':
             from basicsr.train import train_pipeline
 
@@ -200,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         sys.argv = old_argv
+        if 'basicsr.utils.logger' in sys.modules:
+            reset_basicsr_logger()
     return 0
 
 

@@ -1,5 +1,8 @@
-"""Registered data of hggt_basicsr (explicit imports: one module per concept)."""
-from hggt_basicsr.data import hggt_dataset  # noqa: F401
-from hggt_basicsr.data import enhancement_dataset  # noqa: F401
-from hggt_basicsr.data import df2k_dataset  # noqa: F401
-from hggt_basicsr.data import multigt_dataset  # noqa: F401
+"""Registered datasets of hggt_basicsr (explicit imports: one module per concept)."""
+
+from hggt_basicsr.data import (  # noqa: F401  (registration side effects)
+    df2k_dataset,
+    enhancement_dataset,
+    hggt_dataset,
+    multigt_dataset,
+)

@@ -1,3 +1,5 @@
 """Registered losses of hggt_basicsr (explicit imports: one module per concept)."""
 
-from hggt_basicsr.losses.hggt_negative_loss import HGGTNegativeLoss, negative_weight_map  # noqa: F401
+from hggt_basicsr.losses.hggt_negative_loss import HGGTNegativeLoss, negative_weight_map
+
+__all__ = ['HGGTNegativeLoss', 'negative_weight_map']

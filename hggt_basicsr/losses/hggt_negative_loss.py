@@ -83,7 +83,7 @@ class _WeightedAbsSum(torch.autograd.Function):
         d = sr.detach().float() - neg.float()
         direction = torch.sign(d).mul_(weights)  # M ⊙ sign(d): the gradient of the per-sample sum
         if margin is None:
-            value = torch.bmm(direction.view(b, 1, -1), d.view(b, -1, 1)).view(b)  # Σ M |d|
+            value = torch.bmm(direction.reshape(b, 1, -1), d.reshape(b, -1, 1)).view(b)  # Σ M |d|
         else:
             d.abs_()
             direction.masked_fill_(d > margin, 0.0)  # saturated pixels push no further
