@@ -108,6 +108,23 @@ def test_one_training_step_per_mode(tmp_path, gt_mode):
         assert log['l_g_neg'] >= 0
 
 
+@pytest.mark.parametrize('gt_only', [False, True])
+def test_uint8_items_give_the_same_batch_as_float_items(tmp_path, gt_only):
+    """The dataset's ``img_dtype: uint8`` only moves the /255 to the model's device: same lq and GTs."""
+    model = build_model(make_opt(tmp_path, 'original' if gt_only else 'positive_negative'))
+    batch = make_batch(gt_only=gt_only)
+    key = 'gt' if gt_only else 'img_list'
+    as_uint8 = dict(batch, **{key: (batch[key] * 255).round().to(torch.uint8)})
+    torch.manual_seed(3)
+    model.feed_data(batch)
+    lq_f, gts_f = model.lq.clone(), model.gts.clone()
+    torch.manual_seed(3)
+    model.feed_data(as_uint8)
+    assert model.gts.dtype == torch.float32
+    assert torch.equal(model.gts, gts_f)
+    assert torch.equal(model.lq, lq_f)
+
+
 def test_original_mode_accepts_single_gt_items(tmp_path):
     model = build_model(make_opt(tmp_path, 'original'))
     model.feed_data(make_batch(gt_only=True))

@@ -102,6 +102,11 @@ def negative_loss_options(neg_opt: dict) -> dict:
     return opt
 
 
+def _as_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] images (the dataset's ``img_dtype: uint8``) -> float32 [0, 1]; float input passes through."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
 @MODEL_REGISTRY.register()
 class HGGTGANModel(SRGANModel):
     """HGGT training with original, positive or positive+negative GTs.
@@ -284,7 +289,9 @@ class HGGTGANModel(SRGANModel):
     def feed_data(self, data: dict) -> None:
         """Paired data (``lq``, validation/test) is moved as is; training groups are degraded, cropped, pooled.
 
-        Training items: ``img_list`` (B, N, 3, H, W) float in [0, 1] with the original first, ``label_list`` and
+        Training items: ``img_list`` (B, N, 3, H, W) float in [0, 1] (or uint8 in [0, 255], converted here on
+        the device: the dataset's ``img_dtype: uint8`` keeps the loader at the PNG-decode floor) with the original
+        first, ``label_list`` and
         ``label_num_list`` (B, N) int64, or ``gt`` (B, 3, H, W) alone; ``kernel1`` (+ ``kernel2``,
         ``sinc_kernel`` for two-stage degradation).
         """
@@ -296,7 +303,7 @@ class HGGTGANModel(SRGANModel):
         from hggt_basicsr.degradations import paired_random_crop_stack
 
         if 'img_list' in data:
-            gts = data['img_list'].to(self.device)
+            gts = _as_unit_float(data['img_list'].to(self.device))
             labels = data['label_list'].to(self.device)
             votes = data['label_num_list'].to(self.device) if 'label_num_list' in data else torch.full_like(labels, 3)
         elif 'gt' in data:
@@ -305,7 +312,7 @@ class HGGTGANModel(SRGANModel):
                     f"gt_mode {self.gt_mode}: training items need 'img_list' and 'label_list' (a "
                     'labelled HGGT dataset), got only a single gt'
                 )
-            gts = data['gt'].to(self.device).unsqueeze(1)
+            gts = _as_unit_float(data['gt'].to(self.device)).unsqueeze(1)
             labels = torch.zeros(gts.shape[:2], dtype=torch.int64, device=self.device)
             votes = torch.full_like(labels, 3)
         else:
