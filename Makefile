@@ -31,6 +31,7 @@ $(DEPS_STAMP):
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet .
 
 format: setup
 	$(BIN)/ruff format .
