@@ -32,6 +32,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.models.model_util import int_option, train_batch_size
 
 #: Degradation options shared by the four published enhancers (§5.1); the noise ranges are per setting.
 ENHANCEMENT_DEGRADATION_DEFAULTS: dict[str, Any] = {
@@ -45,26 +46,6 @@ ENHANCEMENT_DEGRADATION_DEFAULTS: dict[str, Any] = {
 REQUIRED_DEGRADATION_KEYS = ('noise_range', 'poisson_scale_range')
 
 
-def _int_option(opt: dict, key: str, default: Any, *, minimum: int) -> Any:
-    value = opt.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f'{key}: expected an integer >= {minimum}, got {value!r}')
-    return value
-
-
-def _train_batch_size(opt: dict) -> int:
-    """Per-process batch: ``batch_size_per_gpu`` (times ``num_gpu`` under DataParallel, as basicsr does)."""
-    batch = opt.get('datasets', {}).get('train', {}).get('batch_size_per_gpu')
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-        raise ConfigError(f'datasets.train.batch_size_per_gpu: expected a positive integer, got {batch!r}')
-    num_gpu = opt.get('num_gpu', 0)
-    if not opt.get('dist', False) and isinstance(num_gpu, int) and num_gpu > 1:
-        batch *= num_gpu
-    return batch
-
-
 @MODEL_REGISTRY.register()
 class HGGTEnhancementModel(SRGANModel):
     """Same-size enhancement GAN (scale 1) with on-device degradation; see the module docstring."""
@@ -73,8 +54,8 @@ class HGGTEnhancementModel(SRGANModel):
         if opt.get('scale', 1) != 1:
             raise ConfigError(f'scale: the enhancement model is same-size, expected 1, got {opt.get("scale")!r}')
         tile_on = opt.get('tile_process', True)
-        self.tile_size = _int_option(opt, 'tile_size', None, minimum=0) if tile_on else None
-        self.tile_pad = _int_option(opt, 'tile_pad', 24, minimum=0) or 0
+        self.tile_size = int_option(opt, 'tile_size', None, None, minimum=0) if tile_on else None
+        self.tile_pad = int_option(opt, 'tile_pad', None, 24, minimum=0) or 0
         super().__init__(opt)
 
     def init_training_settings(self) -> None:
@@ -94,14 +75,14 @@ class HGGTEnhancementModel(SRGANModel):
                 f'{missing[0]}: required (noise-focused: noise_range [6.5, 13], poisson_scale_range [0.45, 0.9]; '
                 'blur-focused: [0.5, 6.5], [0.05, 0.45])'
             )
-        self.gt_size = _int_option(opt, 'gt_size', opt['datasets']['train'].get('gt_size'), minimum=1)
+        self.gt_size = int_option(opt, 'gt_size', None, opt['datasets']['train'].get('gt_size'), minimum=1)
         if self.gt_size is None:
             raise ConfigError('gt_size: required (training patch side, upstream 96)')
-        queue_size = _int_option(opt, 'queue_size', 40, minimum=0)
+        queue_size = int_option(opt, 'queue_size', None, 40, minimum=0)
 
         degradation = {**ENHANCEMENT_DEGRADATION_DEFAULTS, **{k: v for k, v in opt.items() if v is not None}}
         self.degrader = Degrader(degradation).to(self.device)
-        self.pool = TrainingPairPool(queue_size, _train_batch_size(opt)) if queue_size else None
+        self.pool = TrainingPairPool(queue_size, train_batch_size(opt)) if queue_size else None
         super().init_training_settings()
         get_root_logger().info(f'Enhancement degradation: {self.degrader.extra_repr()}')
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Any
 
 import torch
 from basicsr.archs import build_network
@@ -33,6 +32,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.models.model_util import int_option, train_batch_size
 
 GT_MODES = ('original', 'positive', 'positive_negative')
 DEGRADATIONS = ('one_stage', 'two_stage')
@@ -54,27 +54,6 @@ TRAIN_KEYS = frozenset(
         'net_d_init_iters',
     }
 )
-
-
-def _int_option(opt: dict, key: str, path: str, default: Any, *, minimum: int = 0) -> Any:
-    """Read an optional integer option >= ``minimum``; raise ConfigError naming ``path`` otherwise."""
-    value = opt.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f'{path}: expected an integer >= {minimum}, got {value!r}')
-    return value
-
-
-def _batch_size(opt: dict) -> int:
-    """The batch one process sees: ``batch_size_per_gpu``, times ``num_gpu`` under DataParallel (basicsr)."""
-    batch = opt.get('datasets', {}).get('train', {}).get('batch_size_per_gpu')
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-        raise ConfigError(f'datasets.train.batch_size_per_gpu: expected a positive integer, got {batch!r}')
-    num_gpu = opt.get('num_gpu', 0)
-    if not opt.get('dist', False) and isinstance(num_gpu, int) and num_gpu > 1:
-        batch *= num_gpu
-    return batch
 
 
 def negative_loss_options(neg_opt: dict) -> dict:
@@ -153,8 +132,8 @@ class HGGTGANModel(SRGANModel):
         scale = opt.get('scale')
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ConfigError(f'scale: expected a positive integer, got {scale!r}')
-        _int_option(opt, 'tile_size', 'tile_size', None)
-        _int_option(opt, 'tile_pad', 'tile_pad', 32)
+        int_option(opt, 'tile_size', 'tile_size', None)
+        int_option(opt, 'tile_pad', 'tile_pad', 32)
         for key in self.usm_keys:
             if opt.get(key):
                 raise ConfigError(
@@ -194,15 +173,15 @@ class HGGTGANModel(SRGANModel):
             raise ConfigError(f'train.neg_opt: the negative term needs gt_mode positive_negative, not {gt_mode!r}')
         if train.get('ldl_opt') and not train.get('ema_decay', 0) > 0:
             raise ConfigError('train.ldl_opt: the LDL artifact map needs an EMA generator (train.ema_decay > 0)')
-        _int_option(train, 'net_d_iters', 'train.net_d_iters', 1, minimum=1)
-        _int_option(train, 'net_d_init_iters', 'train.net_d_init_iters', 0)
+        int_option(train, 'net_d_iters', 'train.net_d_iters', 1, minimum=1)
+        int_option(train, 'net_d_init_iters', 'train.net_d_init_iters', 0)
 
         train_set = opt.get('datasets', {}).get('train', {})
         gt_size = opt.get('gt_size', train_set.get('gt_size'))
         if isinstance(gt_size, bool) or not isinstance(gt_size, int) or gt_size <= 0 or gt_size % scale:
             raise ConfigError(f'gt_size: expected a positive multiple of scale {scale}, got {gt_size!r}')
-        queue_size = _int_option(opt, 'queue_size', 'queue_size', 144)
-        batch = _batch_size(opt)
+        queue_size = int_option(opt, 'queue_size', 'queue_size', 144)
+        batch = train_batch_size(opt)
         if queue_size and queue_size % batch:
             raise ConfigError(
                 f'queue_size: {queue_size} is not a multiple of the batch size {batch} '
@@ -259,7 +238,7 @@ class HGGTGANModel(SRGANModel):
         train_set = self.opt['datasets']['train']
         self.gt_size = self.opt.get('gt_size', train_set.get('gt_size'))
         queue_size = self.opt.get('queue_size', 144)
-        self.pool = TrainingPairPool(queue_size, _batch_size(self.opt)) if queue_size else None
+        self.pool = TrainingPairPool(queue_size, train_batch_size(self.opt)) if queue_size else None
 
         self.setup_optimizers()
         self.setup_schedulers()
