@@ -42,3 +42,19 @@ def vgg_weights(vgg_weights_file, monkeypatch) -> Path:
     """Points ``$HGGT_VGG_WEIGHTS`` at the random VGG19 file so perceptual losses build offline."""
     monkeypatch.setenv('HGGT_VGG_WEIGHTS', str(vgg_weights_file))
     return vgg_weights_file
+
+
+@pytest.fixture(scope='module')
+def backbones(tmp_path_factory):
+    """Random AlexNet / VGG16 feature weights under a temporary ``$TORCH_HOME`` for the LPIPS / DISTS loaders."""
+    from metric_weights import write_random_backbones
+
+    from hggt_basicsr.metrics import dists_metric, lpips_metric
+
+    home = tmp_path_factory.mktemp('torch_home')
+    paths = write_random_backbones(home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('TORCH_HOME', str(home))
+        mp.delenv(lpips_metric.ALEXNET_ENV, raising=False)
+        mp.delenv(dists_metric.VGG16_ENV, raising=False)
+        yield paths

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from layout import group_image, make_hggt_tree
-from metric_weights import write_random_backbones
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr.cli.hggt import main as hggt_main
 from hggt_basicsr.errors import DataError
 from hggt_basicsr.evaluate import evaluate_folder, match_sr_files, target_versions
-from hggt_basicsr.metrics import dists_metric, lpips_metric
+from hggt_basicsr.metrics import lpips_metric
 from hggt_basicsr.metrics.dists_metric import calculate_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips
 
@@ -31,17 +30,6 @@ GROUPS = {
     'img-64-64': [{'01': S, '02': N, '03': S, '04': S}] * 3,  # no positive -> the original
 }  # fmt: skip
 POSITIVES = {'0001-586-1469': ['01', '02'], 'img_a-0-32': ['04'], 'img-64-64': ['original']}
-
-
-@pytest.fixture(scope='module')
-def backbones(tmp_path_factory):
-    home = tmp_path_factory.mktemp('torch_home')
-    paths = write_random_backbones(home)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('TORCH_HOME', str(home))
-        mp.delenv(lpips_metric.ALEXNET_ENV, raising=False)
-        mp.delenv(dists_metric.VGG16_ENV, raising=False)
-        yield paths
 
 
 def _sr_image(stem: str) -> np.ndarray:

@@ -9,24 +9,12 @@ import numpy as np
 import pytest
 import torch
 from basicsr.metrics import calculate_metric
-from metric_weights import write_random_backbones
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr.errors import ConfigError, WeightsError
 from hggt_basicsr.metrics import dists_metric, lpips_metric
 from hggt_basicsr.metrics.dists_metric import calculate_dists, dists_distance, load_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips, load_lpips, lpips_distance
-
-
-@pytest.fixture(scope='module')
-def backbones(tmp_path_factory):
-    home = tmp_path_factory.mktemp('torch_home')
-    paths = write_random_backbones(home)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('TORCH_HOME', str(home))
-        mp.delenv(lpips_metric.ALEXNET_ENV, raising=False)
-        mp.delenv(dists_metric.VGG16_ENV, raising=False)
-        yield paths
 
 
 def _images(seed=0, size=64, n=2):

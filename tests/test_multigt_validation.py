@@ -17,10 +17,8 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 from basicsr_configs import write_yaml
 from layout import make_hggt_tree, uniform_group
-from metric_weights import write_random_backbones
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
-from hggt_basicsr.metrics import dists_metric, lpips_metric
 from hggt_basicsr.metrics.dists_metric import calculate_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips
 from hggt_basicsr.metrics.multigt_validation import multi_gt_validation, positive_indices
@@ -40,17 +38,6 @@ def hggt_test_no_reference_mean(img, crop_border, **kwargs):
     """A no-reference test metric: counts its calls and returns the SR image mean."""
     NR_CALLS.append(1)
     return float(np.mean(img))
-
-
-@pytest.fixture(scope='module')
-def backbones(tmp_path_factory):
-    home = tmp_path_factory.mktemp('torch_home')
-    paths = write_random_backbones(home)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('TORCH_HOME', str(home))
-        mp.delenv(lpips_metric.ALEXNET_ENV, raising=False)
-        mp.delenv(dists_metric.VGG16_ENV, raising=False)
-        yield paths
 
 
 @pytest.fixture

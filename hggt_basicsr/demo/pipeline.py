@@ -1,15 +1,21 @@
-"""The stages of ``hggt demo``: data -> test LQ -> train baseline -> train HGGT -> infer -> evaluate -> report.
+"""The stages of ``hggt demo``: data -> test LQ -> L1 pre-training -> train baseline -> train HGGT -> infer ->
+evaluate -> report.
 
-Training goes through the real ``basicsr train`` entry (:func:`hggt_basicsr.cli.basicsr_cli.main`) in a child
-process, one per model, with the YAML files of ``options/demo/`` resolved for this run (dataset paths, iterations,
-seed, device) and saved under ``<out>/options/``. Everything else runs in this process through the library functions
+Like the paper (and upstream, which starts every GAN model from an L1-trained RRDB), the demo first trains one
+PSNR-oriented generator with L1 only on the original HR patches (``options/demo/pretrain_l1.yml``); the baseline and
+the HGGT model both start from its weights (``path.pretrain_network_g``, ``param_key_g: params_ema``) and differ only
+in their targets and the negative term. Training goes through the real ``basicsr train`` entry
+(:func:`hggt_basicsr.cli.basicsr_cli.main`) in a child process, one per model, with the YAML files of
+``options/demo/`` resolved for this run (dataset paths, iterations, seed, device, pre-trained weights) and saved under
+``<out>/options/``. Everything else runs in this process through the library functions
 behind ``hggt make-lq``, ``hggt infer`` and ``hggt evaluate``.
 
 Output layout (``<out>``, default ``results/demo``)::
 
     data/Train/{images,labels}/0-N/...   data/Test/{images,labels}/...   data/Test/LQ_x4/<stem>.png
-    options/train_{baseline,hggt}.yml    experiments/demo_{baseline,hggt}/ (basicsr logs and weights)
-    sr/{baseline,hggt}/<stem>_<Suffix>.png   eval/{baseline,hggt}.json
+    options/{pretrain_l1,train_baseline,train_hggt}.yml
+    experiments/demo_{l1_pretrain,baseline,hggt}/ (basicsr logs and weights)
+    sr/{l1-pretrain,baseline,hggt}/<stem>_<Suffix>.png   eval/{l1-pretrain,baseline,hggt}.json
     report.md   report.json   comparison.png
 """
 
@@ -29,7 +35,15 @@ from pathlib import Path
 from hggt_basicsr.demo.data import DemoData, DemoDataConfig, build_demo_data
 from hggt_basicsr.errors import ConfigError, DataError, HGGTError, WeightsError
 
-__all__ = ['DEMO_MODELS', 'DemoModel', 'DemoSettings', 'default_options_dir', 'resolve_options', 'run_demo']
+__all__ = [
+    'DEMO_MODELS',
+    'PRETRAIN_MODEL',
+    'DemoModel',
+    'DemoSettings',
+    'default_options_dir',
+    'resolve_options',
+    'run_demo',
+]
 
 
 @dataclass(frozen=True)
@@ -42,10 +56,13 @@ class DemoModel:
     suffix: str  # SR file suffix, no '_' (Test-100 naming)
 
 
+#: the shared PSNR-oriented start of both GAN models (evaluated too, as a reference row)
+PRETRAIN_MODEL = DemoModel('L1-pretrain', 'pretrain_l1.yml', 'original HR, L1 only (start of both GAN models)', 'DemoL1')
+#: the two GAN models compared by the demo, both fine-tuned from PRETRAIN_MODEL
 DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel('baseline', 'train_baseline.yml', 'original HR (gt_mode original), L1 + GAN', 'DemoBaseline'),
     DemoModel(
-        'HGGT', 'train_hggt.yml', 'positive + negative GTs (gt_mode positive_negative), L1 + GAN + neg', 'DemoHGGT'
+        'HGGT', 'train_hggt.yml', 'positive + negative GTs (gt_mode positive_negative), L1 + GAN − neg', 'DemoHGGT'
     ),
 )
 
@@ -56,7 +73,8 @@ class DemoSettings:
 
     Attributes:
         out: output folder.
-        iters: training iterations per model.
+        iters: GAN training iterations of each of the two compared models (baseline, HGGT).
+        pretrain_iters: iterations of the shared L1 pre-training both GAN models start from.
         device: ``cpu`` or ``cuda``.
         seed: seeds the data, the test LQ and training.
         data: how the dataset is cut (its seed is replaced by ``seed``).
@@ -70,6 +88,7 @@ class DemoSettings:
 
     out: Path = Path('results/demo')
     iters: int = 600
+    pretrain_iters: int = 1500
     device: str = 'cpu'
     seed: int = 0
     data: DemoDataConfig = field(default_factory=DemoDataConfig)
@@ -87,9 +106,26 @@ def default_options_dir() -> Path:
 
 
 def resolve_options(
-    option_file: Path, *, data: DemoData, iters: int, seed: int, device: str, options_out: Path
+    option_file: Path,
+    *,
+    data: DemoData,
+    iters: int,
+    seed: int,
+    device: str,
+    options_out: Path,
+    pretrain: Path | None = None,
 ) -> tuple[dict, Path]:
     """Load a demo YAML, fill in this run's paths, iterations, seed and device, and save the resolved copy.
+
+    Args:
+        option_file: a YAML of ``options/demo``.
+        data: the demo data (training paths).
+        iters: ``train.total_iter``.
+        seed: ``manual_seed``.
+        device: ``cpu`` or ``cuda``.
+        options_out: folder of the resolved copy.
+        pretrain: generator weights to start from (``path.pretrain_network_g`` with ``param_key_g: params_ema``;
+            basicsr falls back to ``params`` when the file has no EMA), or None to keep the YAML's ``path``.
 
     Returns:
         The option dict and the path of the resolved YAML.
@@ -109,9 +145,17 @@ def resolve_options(
     opt['num_gpu'] = 1 if device == 'cuda' else 0
     opt.setdefault('train', {})['total_iter'] = int(iters)
     opt.setdefault('logger', {})['print_freq'] = max(1, int(iters) // 10)
+    start = 'from scratch'
+    if pretrain is not None:
+        paths = opt.setdefault('path', {}) or {}
+        opt['path'] = paths
+        paths['pretrain_network_g'] = str(Path(pretrain).resolve())
+        paths['param_key_g'] = 'params_ema'
+        paths['strict_load_g'] = True
+        start = f'starting from {Path(pretrain).name}'
     options_out.mkdir(parents=True, exist_ok=True)
     path = options_out / option_file.name
-    header = f'# resolved by `hggt demo` from {option_file} (seed {seed}, {iters} iterations, {device})\n'
+    header = f'# resolved by `hggt demo` from {option_file} (seed {seed}, {iters} iterations, {device}, {start})\n'
     path.write_text(header + yaml.safe_dump(opt, sort_keys=False), encoding='utf-8')
     return opt, path
 
