@@ -14,10 +14,13 @@ from hggt_basicsr.demo.annotators import ANNOTATORS, Annotator, quality_features
 from hggt_basicsr.demo.data import DemoDataConfig, build_demo_data, skimage_data_dir
 from hggt_basicsr.demo.enhancers import ENHANCERS, VERSIONS, enhance_all
 from hggt_basicsr.demo.report import (
+    DIAGNOSTIC_COLUMNS,
     METRIC_COLUMNS,
     ModelResult,
     label_statistics,
     make_comparison,
+    negative_diagnostic,
+    parse_diagnostic_table,
     parse_report_table,
     write_report,
 )
@@ -111,6 +114,7 @@ def test_build_demo_data_layout_labels_and_determinism(tmp_path):
     test = load_group_labels(data.test_labels)
     assert test.stems == data.test_stems
     assert (test.labels[:, 1:] == 1).any(axis=1).all(), 'every test group needs a final Positive'
+    assert (test.labels[:, 1:] == 3).any(axis=1).sum() >= 1, 'at least one test group needs a final Negative'
     assert cv2.imread(str(data.test_images / 'original' / f'{data.test_stems[0]}.png')).shape == (128, 128, 3)
     # test patches never overlap training patches of the same photograph
     for t in data.test_stems:
@@ -224,14 +228,21 @@ def test_write_report_round_trip_and_comparison(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ options
-@pytest.mark.parametrize('name', ['train_baseline.yml', 'train_hggt.yml'])
+@pytest.mark.parametrize('name', ['pretrain_l1.yml', 'train_baseline.yml', 'train_hggt.yml'])
 def test_demo_options_resolve_and_name_registered_types(tmp_path, name):
     from hggt_basicsr.cli.basicsr_cli import check_registered_types
     from hggt_basicsr.demo.pipeline import default_options_dir, resolve_options
 
     data = build_demo_data(tmp_path / 'data', _small_cfg(max_train_groups=2, max_test_groups=1))
+    pretrain = None if name == 'pretrain_l1.yml' else tmp_path / 'net_g_latest.pth'
     opt, path = resolve_options(
-        default_options_dir() / name, data=data, iters=7, seed=3, device='cpu', options_out=tmp_path / 'options'
+        default_options_dir() / name,
+        data=data,
+        iters=7,
+        seed=3,
+        device='cpu',
+        options_out=tmp_path / 'options',
+        pretrain=pretrain,
     )
     check_registered_types(opt, str(path))
     assert path.read_text().startswith('# resolved by `hggt demo`')
@@ -239,7 +250,38 @@ def test_demo_options_resolve_and_name_registered_types(tmp_path, name):
     assert opt['datasets']['train']['dataroot_all_gt'] == str(data.train_images.resolve())
     assert opt['datasets']['train']['num_worker_per_gpu'] == 0
     assert 'perceptual_opt' not in opt['train']
-    assert opt['gt_mode'] == ('original' if 'baseline' in name else 'positive_negative')
+    assert opt['gt_mode'] == ('positive_negative' if 'hggt' in name else 'original')
+    if pretrain is None:  # the PSNR-oriented stage: L1 only, no discriminator, from scratch
+        assert 'network_d' not in opt and 'gan_opt' not in opt['train'] and 'neg_opt' not in opt['train']
+        assert opt['path']['pretrain_network_g'] is None
+    else:  # the GAN models start from the L1-pretrained weights (EMA params)
+        assert opt['network_d']['type'] == 'UNetDiscriminatorSN' and 'gan_opt' in opt['train']
+        assert opt['path']['pretrain_network_g'] == str(pretrain.resolve())
+        assert opt['path']['param_key_g'] == 'params_ema'
+
+
+def test_negative_diagnostic_against_hand_made_outputs(tmp_path):
+    """An SR output equal to the positive GT sits at distance 0 from it and at |pos − neg| from the negative."""
+    from layout import make_hggt_tree
+
+    groups = {
+        'g1': [{'01': 'Positive', '02': 'Negative'}] * 3,
+        'g2': [{'01': 'Positive', '02': 'Similar'}] * 3,  # no negative: left out
+    }
+    images, _ = make_hggt_tree(tmp_path / 'Test', groups, size=24)  # split nesting: accepted by the test layout
+    sr_dir = tmp_path / 'sr'
+    sr_dir.mkdir()
+    for stem in groups:
+        cv2.imwrite(str(sr_dir / f'{stem}_X.png'), cv2.imread(str(images / '01' / f'{stem}_01.png')))
+    diag = negative_diagnostic(tmp_path / 'Test', {'X': sr_dir}, crop_border=2)
+    assert diag['groups'] == ['g1'] and list(diag['models']) == ['X']
+    row = diag['models']['X']
+    pos = cv2.imread(str(images / '01' / 'g1_01.png')).astype(np.float64)[2:-2, 2:-2]
+    neg = cv2.imread(str(images / '02' / 'g1_02.png')).astype(np.float64)[2:-2, 2:-2]
+    assert row['l1_positive'] == 0.0
+    assert row['l1_negative'] == pytest.approx(np.abs(pos - neg).mean())
+    assert row['gap'] == pytest.approx(row['l1_negative'])
+    assert set(row) == set(DIAGNOSTIC_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------------ end to end
@@ -291,6 +333,7 @@ def test_out_folder_guard_and_cleanup(tmp_path):
     ('argv', 'message'),
     [
         (['--iters', '0'], '--iters'),
+        (['--pretrain-iters', '0'], '--pretrain-iters'),
         (['--test-groups', '0'], '--test-groups'),
         (['--threads', '0'], '--threads'),
     ],
@@ -315,12 +358,57 @@ def test_perceptual_metrics_are_skipped_with_a_note_without_weights(tmp_path, mo
     assert notes[1].startswith('DISTS not computed') and 'vgg16-397923af.pth' in notes[1]
 
 
+def _recompute_diagnostic(out: Path, model: str) -> tuple[list[str], dict[str, float]]:
+    """The negative-term diagnostic from the saved SR images, written out independently of the report code."""
+    import torch
+
+    from hggt_basicsr.labels import load_group_labels
+    from hggt_basicsr.losses.hggt_negative_loss import negative_weight_map
+
+    labels = load_group_labels(out / 'data' / 'Test' / 'labels')
+    images = out / 'data' / 'Test' / 'images'
+
+    def read(path: Path) -> np.ndarray:
+        return cv2.imread(str(path)).astype(np.float64)  # 0-255
+
+    def t(img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(img.transpose(2, 0, 1).copy()).float()[None] / 255.0
+
+    stems, rows = [], {k: [] for k in DIAGNOSTIC_COLUMNS}
+    for i, stem in enumerate(labels.stems):
+        pos = [(v, labels.votes[i, j]) for j, v in enumerate(labels.versions, 1) if labels.labels[i, j] == 1]
+        neg = [(v, labels.votes[i, j]) for j, v in enumerate(labels.versions, 1) if labels.labels[i, j] == 3]
+        if not pos or not neg:
+            continue
+        stems.append(stem)
+        (sr_file,) = (out / 'sr' / model).glob(f'{stem}_*.png')
+        sr, ori = read(sr_file), read(images / 'original' / f'{stem}.png')
+        gt = {v: read(images / v / f'{stem}_{v}.png') for v, _ in pos + neg}
+        d_neg = np.mean([np.abs(sr - gt[v])[4:-4, 4:-4].mean() for v, _ in neg])
+        d_pos = np.mean([np.abs(sr - gt[v])[4:-4, 4:-4].mean() for v, _ in pos])
+        rows['l1_negative'].append(d_neg)
+        rows['l1_positive'].append(d_pos)
+        rows['gap'].append(d_neg - d_pos)
+        masked = []
+        for p, kp in pos:
+            for n, kn in neg:
+                m = negative_weight_map(t(ori), t(gt[p]), t(gt[n]), torch.tensor([kp]), torch.tensor([kn]))
+                m = m[0, 0].double().numpy()[4:-4, 4:-4]
+                if m.sum() > 0:
+                    masked.append((m * np.abs(sr - gt[n])[4:-4, 4:-4].mean(axis=2)).sum() / m.sum())
+        if masked:
+            rows['masked_l1_negative'].append(np.mean(masked))
+    return stems, {k: float(np.mean(v)) for k, v in rows.items()}
+
+
 @pytest.mark.slow
 def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
-    """A few iterations of the whole demo; the report's numbers equal a recomputation from the saved SR images.
+    """A few iterations of the whole demo (L1 pre-training, then baseline and HGGT from it); the report's numbers and
+    the negative-term diagnostic equal a recomputation from the saved SR images.
 
     Random-weight LPIPS / DISTS backbones (written by the test) fill those columns too.
     """
+    import torch
     from metric_weights import write_random_backbones
 
     from hggt_basicsr.demo.pipeline import DemoSettings, run_demo
@@ -331,7 +419,12 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
     out = tmp_path / 'demo'
     lines = []
     settings = DemoSettings(
-        out=out, iters=2, seed=0, data=_small_cfg(max_train_groups=8, max_test_groups=2), stream_training_log=False
+        out=out,
+        iters=2,
+        pretrain_iters=2,
+        seed=0,
+        data=_small_cfg(max_train_groups=8, max_test_groups=2),
+        stream_training_log=False,
     )
     report = run_demo(settings, say=lines.append)
     assert report == out / 'report.md'
@@ -339,15 +432,25 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
         'report.md',
         'report.json',
         'comparison.png',
+        'options/pretrain_l1.yml',
         'options/train_baseline.yml',
         'options/train_hggt.yml',
+        'experiments/demo_l1_pretrain/models/net_g_latest.pth',
         'experiments/demo_baseline/models/net_g_latest.pth',
         'experiments/demo_hggt/models/net_g_latest.pth',
+        'eval/l1-pretrain.json',
         'eval/baseline.json',
         'eval/hggt.json',
     ):
         assert (out / rel).is_file(), rel
-    assert any('[3/8] train baseline' in line for line in lines)
+    assert any('[3/10] train L1-pretrain' in line for line in lines)
+    assert any('[4/10] train baseline' in line for line in lines)
+    # both GAN models started from the pre-trained generator: same weights file, loaded from its EMA params
+    pretrained = out / 'experiments' / 'demo_l1_pretrain' / 'models' / 'net_g_latest.pth'
+    assert set(torch.load(pretrained, map_location='cpu', weights_only=True)) == {'params', 'params_ema'}
+    for name in ('baseline', 'hggt'):
+        log = next((out / 'experiments' / f'demo_{name}').glob('train_*.log')).read_text()
+        assert f'Loading RRDBPSNet model from {pretrained}, with param key: [params_ema]' in log, name
     stems = sorted(p.stem for p in (out / 'data' / 'Test' / 'images' / 'original').iterdir())
     assert len(stems) == 2
     for stem in stems:
@@ -357,7 +460,7 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
 
     table = parse_report_table(report)
     doc = json.loads((out / 'report.json').read_text())
-    assert set(table) == {'baseline', 'HGGT'}
+    assert set(table) == {'L1-pretrain', 'baseline', 'HGGT'}
     for entry in doc['models']:
         name = entry['name']
         again = _recompute(out, name.lower())
@@ -369,6 +472,16 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
         ).mean
         for key in ('lpips', 'dists'):
             assert table[name][key] == pytest.approx(perceptual[key], abs=6e-5), (name, key)
+
+    diag_table = parse_diagnostic_table(report)
+    assert set(diag_table) == {'L1-pretrain', 'baseline', 'HGGT'}
+    for name in diag_table:
+        groups, again = _recompute_diagnostic(out, name.lower())
+        assert groups and doc['diagnostic']['groups'] == groups
+        for key, value in again.items():
+            assert diag_table[name][key] == pytest.approx(value, abs=6e-4), (name, key)
+            assert doc['diagnostic']['models'][name][key] == pytest.approx(value, abs=1e-6), (name, key)
     text = report.read_text()
     assert '## Stage wall times' in text and 'train HGGT' in doc['stage_times']
+    assert 'train L1-pretrain' in doc['stage_times']
     assert 'not computed' not in text

@@ -1,4 +1,4 @@
-"""``hggt demo``: build demo data from bundled photographs, train a baseline and HGGT, evaluate, write a report.
+"""``hggt demo``: build demo data from bundled photographs, L1-pretrain, train a baseline and HGGT, evaluate, report.
 
 Everything runs offline on a CPU in minutes; see :mod:`hggt_basicsr.demo.pipeline` for the stages and the output
 layout.
@@ -12,12 +12,22 @@ from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
 
-HELP = 'build demo data, train baseline and HGGT models, evaluate, report'
+DEFAULT_ITERS = 600
+DEFAULT_PRETRAIN_ITERS = 1500
+HELP = 'build demo data, L1-pretrain, train baseline and HGGT models from it, evaluate, report'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', type=Path, default=Path('results/demo'), help='output folder (default results/demo)')
-    parser.add_argument('--iters', type=int, default=600, help='training iterations per model (default 600)')
+    parser.add_argument(
+        '--iters', type=int, default=DEFAULT_ITERS,
+        help=f'GAN training iterations of each compared model, baseline and HGGT (default {DEFAULT_ITERS})',
+    )  # fmt: skip
+    parser.add_argument(
+        '--pretrain-iters', type=int, default=DEFAULT_PRETRAIN_ITERS,
+        help='iterations of the shared L1 pre-training both GAN models start from '
+        f'(default {DEFAULT_PRETRAIN_ITERS})',
+    )  # fmt: skip
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help='device (default cpu)')
     parser.add_argument('--seed', type=int, default=0, help='seed of data, LQ and training (default 0)')
     parser.add_argument('--train-groups', type=int, default=None, metavar='N',
@@ -25,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--test-groups', type=int, default=12, metavar='N', help='test groups (default 12)')
     parser.add_argument(
         '--options-dir', type=Path, default=None,
-        help='folder holding train_baseline.yml and train_hggt.yml (default: options/demo)',
+        help='folder holding pretrain_l1.yml, train_baseline.yml and train_hggt.yml (default: options/demo)',
     )  # fmt: skip
     parser.add_argument(
         '--threads', type=int, default=1,
@@ -37,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.iters < 1:
         raise CLIError(f'--iters: expected a positive number, got {args.iters}')
+    if args.pretrain_iters < 1:
+        raise CLIError(f'--pretrain-iters: expected a positive number, got {args.pretrain_iters}')
     if args.train_groups is not None and args.train_groups < 1:
         raise CLIError(f'--train-groups: expected a positive number, got {args.train_groups}')
     if args.threads < 1:
@@ -49,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(
         out=args.out,
         iters=args.iters,
+        pretrain_iters=args.pretrain_iters,
         device=args.device,
         seed=args.seed,
         data=DemoDataConfig(seed=args.seed, max_train_groups=args.train_groups, max_test_groups=args.test_groups),

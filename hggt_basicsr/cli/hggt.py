@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'make-lq': ('hggt_basicsr.cli.make_lq_cmd', 'write a deterministic one-stage degraded LQ set for a test split'),
     'infer': ('hggt_basicsr.cli.infer_cmd', 'tiled super-resolution of a folder with any registered arch'),
     'enhance': ('hggt_basicsr.cli.enhance_cmd', 'run the four enhancers and write the HGGT images layout'),
-    'demo': ('hggt_basicsr.cli.demo_cmd', 'build demo data, train baseline and HGGT models, evaluate, report'),
+    'demo': ('hggt_basicsr.cli.demo_cmd', 'build demo data, pre-train, train baseline and HGGT GANs, evaluate, report'),
 }
 
 

@@ -14,8 +14,9 @@ annotation JSON through :func:`hggt_basicsr.labels.write_annotation`. Layout (HG
     <root>/Train/images/0-<N>/{original,01,02,03,04}/   <root>/Train/labels/0-<N>/{A,B,C}/
     <root>/Test/images/{original,01,02,03,04}/          <root>/Test/labels/{A,B,C}/
 
-Every test group has at least one final Positive (the Test-100 protocol averages metrics over them). The same seed
-gives byte-identical files.
+Every test group has at least one final Positive (the Test-100 protocol averages metrics over them), and at least
+half of them (when the candidates allow) also a final Negative, for the report's diagnostic of the negative term.
+The same seed gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -272,23 +273,36 @@ def build_demo_data(
 
     # test split first (its candidates are filtered by their labels), with its own stream of random numbers
     test_rng = np.random.default_rng([cfg.seed, 1])
-    test_made = []
+    test_made, with_negative = [], set()
     for g in test_candidates:
         versions, labels, orders = _annotate(g, test_rng, annotators)
         final, _ = aggregate([labels[a.name] for a in annotators])
         if any(lab == 'Positive' for lab in final.values()):
             test_made.append((g, versions, labels, orders))
+            if any(lab == 'Negative' for lab in final.values()):
+                with_negative.add(g.stem)
     by_stem = {g.stem: (g, v, lab, o) for g, v, lab, o in test_made}
-    chosen = _round_robin([t[0] for t in test_made], cfg.max_test_groups)
+    # at least half of the test groups (and at least one) also have a final Negative, for the report's diagnostic of
+    # the negative term; the rest are drawn round robin over the photographs from all the remaining candidates
+    need = min(len(with_negative), max(1, cfg.max_test_groups // 2))
+    chosen = _round_robin([t[0] for t in test_made if t[0].stem in with_negative], need)
+    taken = {g.stem for g in chosen}
+    chosen += _round_robin([t[0] for t in test_made if t[0].stem not in taken], cfg.max_test_groups - len(chosen))
     if not chosen:
         raise DataError('demo data: no test patch got a final Positive label; change the seed or the sources')
+    if not with_negative:
+        say('no test patch got both a final Positive and a final Negative: the negative-term diagnostic stays empty')
     test_images, test_labels = root / 'Test' / 'images', root / 'Test' / 'labels'
     _make_dirs(test_images, test_labels, annotators)
     for i, g in enumerate(sorted(chosen, key=lambda g: g.stem)):
         _, versions, labels, orders = by_stem[g.stem]
         _write_group(test_images, test_labels, g.stem, g.hr, versions, labels, orders, test_rng, i)
     test_stems = sorted(g.stem for g in chosen)
-    say(f'wrote {len(test_stems)} test groups (each with >= 1 final Positive) to {root / "Test"}')
+    n_neg = sum(s in with_negative for s in test_stems)
+    say(
+        f'wrote {len(test_stems)} test groups (each with >= 1 final Positive, {n_neg} with a final Negative) '
+        f'to {root / "Test"}'
+    )
 
     split = f'0-{len(train_groups)}'
     train_images, train_labels = root / 'Train' / 'images' / split, root / 'Train' / 'labels' / split

@@ -1,4 +1,5 @@
-"""The demo's report: ``report.md`` (metrics of both models, label statistics, stage times) and ``comparison.png``.
+"""The demo's report: ``report.md`` (metrics of the models, the negative-term diagnostic, label statistics, stage
+times) and ``comparison.png``.
 
 The numbers in ``report.md`` are formatted from the same dict that is saved as ``report.json``, so a test can parse
 either and compare them with a recomputation from the saved SR images.
@@ -18,8 +19,11 @@ import numpy as np
 __all__ = [
     'METRIC_COLUMNS',
     'ModelResult',
+    'DIAGNOSTIC_COLUMNS',
     'label_statistics',
     'make_comparison',
+    'negative_diagnostic',
+    'parse_diagnostic_table',
     'parse_report_table',
     'write_report',
 ]
@@ -30,6 +34,14 @@ METRIC_COLUMNS: dict[str, tuple[str, str, int]] = {
     'ssim': ('SSIM', '↑', 4),
     'lpips': ('LPIPS', '↓', 4),
     'dists': ('DISTS', '↓', 4),
+}
+
+# diagnostic key -> (column title, better direction for HGGT, decimals)
+DIAGNOSTIC_COLUMNS: dict[str, tuple[str, str, int]] = {
+    'l1_negative': ('L1 to negative GTs', '↑', 3),
+    'l1_positive': ('L1 to positive GTs', '↓', 3),
+    'gap': ('gap (neg − pos)', '↑', 3),
+    'masked_l1_negative': ('L1 to negative GTs inside M', '↑', 3),
 }
 
 
@@ -91,6 +103,135 @@ def label_statistics(labels_dir: str | os.PathLike) -> dict:
     }
 
 
+def _read_unit(path: str | os.PathLike) -> np.ndarray:
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if img is None:
+        from hggt_basicsr.errors import DataError
+
+        raise DataError(f'{path}: cannot read image for the negative-term diagnostic')
+    return img.astype(np.float64) / 255.0
+
+
+def negative_diagnostic(
+    test_root: str | os.PathLike, sr_dirs: Mapping[str, str | os.PathLike], *, crop_border: int = 4
+) -> dict:
+    """Where each model's SR outputs sit between the NEGATIVE and the POSITIVE GTs of the test groups.
+
+    Over the test groups with at least one final Negative and one final Positive, per model (all distances are mean
+    absolute differences in 0-255 units over RGB, ``crop_border`` pixels cropped like the metrics):
+
+    * ``l1_negative``: distance to the group's negative GTs (mean over them), then mean over groups;
+    * ``l1_positive``: the same to the group's positive GTs;
+    * ``gap``: ``l1_negative − l1_positive`` per group, mean over groups (higher: farther from the negatives than from
+      the positives);
+    * ``masked_l1_negative``: the distance to a negative weighted by the negative term's map ``M`` of that
+      (positive, negative) pair (:func:`hggt_basicsr.losses.hggt_negative_loss.negative_weight_map`, paper Eq. 3-4:
+      the pixels where the negative departs from the original more than the positive does), ``Σ M·d / Σ M``, mean
+      over the pairs with a non-empty map, then over groups. This is the quantity HGGT's ``−δ·L_neg`` pushes up.
+
+    Args:
+        test_root: the demo test root (``images/``, ``labels/``).
+        sr_dirs: model name -> folder of its SR images (``<stem>_<suffix>.png``).
+        crop_border: pixels ignored at each border.
+
+    Returns:
+        ``{'groups': [stems], 'crop_border': int, 'models': {name: {key: value}}}`` (keys of
+        :data:`DIAGNOSTIC_COLUMNS`; None when no group qualifies).
+    """
+    import torch
+
+    from hggt_basicsr.evaluate import load_test_layout, match_sr_files
+    from hggt_basicsr.labels import LABEL_CODES
+    from hggt_basicsr.losses.hggt_negative_loss import negative_weight_map
+
+    layout = load_test_layout(test_root, check_images=False)
+    g = layout.groups
+    c = slice(crop_border, -crop_border) if crop_border > 0 else slice(None)
+
+    def tensor(img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()[None]
+
+    groups = []  # (stem, original, [(positive, votes)], [(negative, votes)], [(pair map, sum)])
+    for i, stem in enumerate(g.stems):
+        pos_k = [k for k in range(1, g.num_versions + 1) if g.labels[i, k] == LABEL_CODES['Positive']]
+        neg_k = [k for k in range(1, g.num_versions + 1) if g.labels[i, k] == LABEL_CODES['Negative']]
+        if not pos_k or not neg_k:
+            continue
+        ori = _read_unit(layout.image_path(stem, 'original'))
+        pos = [(_read_unit(layout.image_path(stem, g.versions[k - 1])), int(g.votes[i, k])) for k in pos_k]
+        neg = [(_read_unit(layout.image_path(stem, g.versions[k - 1])), int(g.votes[i, k])) for k in neg_k]
+        maps = []
+        for p_img, p_votes in pos:
+            for n_idx, (n_img, n_votes) in enumerate(neg):
+                m = (
+                    negative_weight_map(
+                        tensor(ori), tensor(p_img), tensor(n_img), torch.tensor([p_votes]), torch.tensor([n_votes])
+                    )[0, 0]
+                    .double()
+                    .numpy()[c, c]
+                )
+                if m.sum() > 0:
+                    maps.append((n_idx, m))
+        groups.append((stem, pos, neg, maps))
+
+    models = {}
+    for name, sr_dir in sr_dirs.items():
+        files = match_sr_files(sr_dir, g.stems)
+        rows = {k: [] for k in DIAGNOSTIC_COLUMNS}
+        for stem, pos, neg, maps in groups:
+            sr = _read_unit(files[stem])
+            to_neg = [np.abs(sr - n_img)[c, c] for n_img, _ in neg]  # (H, W, 3) each
+            d_neg = float(np.mean([d.mean() for d in to_neg])) * 255.0
+            d_pos = float(np.mean([np.abs(sr - p_img)[c, c].mean() for p_img, _ in pos])) * 255.0
+            rows['l1_negative'].append(d_neg)
+            rows['l1_positive'].append(d_pos)
+            rows['gap'].append(d_neg - d_pos)
+            if maps:
+                masked = [float((m * to_neg[n_idx].mean(axis=2)).sum() / m.sum()) * 255.0 for n_idx, m in maps]
+                rows['masked_l1_negative'].append(float(np.mean(masked)))
+        models[name] = {k: (float(np.mean(v)) if v else None) for k, v in rows.items()}
+    return {'groups': [grp[0] for grp in groups], 'crop_border': crop_border, 'models': models}
+
+
+def _diagnostic_section(diagnostic: Mapping) -> list[str]:
+    n = len(diagnostic['groups'])
+    lines = [
+        '## What the negative term does (demo diagnostic)',
+        '',
+        f'Over the {n} test group(s) with a final Negative (mostly the over-sharpened version 04) and at least one '
+        'final Positive: the mean absolute difference (0-255, RGB, crop border '
+        f"{diagnostic['crop_border']}) of each model's SR output to the group's NEGATIVE GTs and to its POSITIVE "
+        "GTs, their gap, and the distance to the negatives inside the negative term's weight map M (paper Eq. 3-4: "
+        'where the negative departs from the original more than the positive does; Σ M·|SR − I_n| / Σ M), which is '
+        "what HGGT's −δ·L_neg pushes up. HGGT should end farther from the negatives (↑) and, through its positive "
+        'targets, no farther from the positives (↓) than the baseline.',
+        '',
+        '| model | ' + ' | '.join(f'{t} {d}' for t, d, _ in DIAGNOSTIC_COLUMNS.values()) + ' |',
+        '| --- |' + ' ---: |' * len(DIAGNOSTIC_COLUMNS),
+    ]
+    for name, row in diagnostic['models'].items():
+        lines.append(
+            f'| {name} | ' + ' | '.join(_fmt(row.get(k), dec) for k, (_, _, dec) in DIAGNOSTIC_COLUMNS.items()) + ' |'
+        )
+    lines.append('')
+    models = diagnostic['models']
+    if 'HGGT' in models and 'baseline' in models and models['HGGT']['l1_negative'] is not None:
+        h, b = models['HGGT'], models['baseline']
+
+        def diff(key: str, more: str, less: str) -> str:
+            delta = h[key] - b[key]
+            return f'{abs(delta):.3f} {more if delta > 0 else less}'
+
+        text = (
+            f'HGGT against the baseline: {diff("l1_negative", "farther from", "closer to")} the negative GTs, '
+            f'{diff("l1_positive", "farther from", "closer to")} the positive GTs, gap '
+            f'{diff("gap", "larger", "smaller")}, and {diff("masked_l1_negative", "farther from", "closer to")} the '
+            'negatives inside M.'
+        )
+        lines += [text, '']
+    return lines
+
+
 def _fmt(value: float | None, decimals: int) -> str:
     return 'n/a' if value is None else f'{value:.{decimals}f}'
 
@@ -130,6 +271,7 @@ def write_report(
     settings: Mapping[str, object],
     notes: Sequence[str] = (),
     comparison: str | None = 'comparison.png',
+    diagnostic: Mapping | None = None,
 ) -> Path:
     """Write ``report.md`` and ``report.json`` into ``out_dir``.
 
@@ -141,6 +283,7 @@ def write_report(
         settings: run settings shown in the header (seed, iterations, device, ...).
         notes: extra lines (e.g. why LPIPS/DISTS are missing).
         comparison: file name of the comparison figure to link, or None.
+        diagnostic: :func:`negative_diagnostic` result, or None to leave its section out.
 
     Returns:
         The path of ``report.md``.
@@ -170,7 +313,9 @@ def write_report(
     if notes:
         lines.append('')
     if comparison:
-        lines += [f'![comparison: LR | {" | ".join(m.name for m in models)} | positive GT]({comparison})', '']
+        lines += [f'![comparison: LR | baseline | HGGT | positive GT]({comparison})', '']
+    if diagnostic is not None:
+        lines += _diagnostic_section(diagnostic)
     lines += ['## Label statistics of the demo data', '']
     for title, stats in label_stats.items():
         lines += _label_table(title, stats)
@@ -196,6 +341,7 @@ def write_report(
             }
             for m in models
         ],
+        'diagnostic': None if diagnostic is None else dict(diagnostic),
         'label_stats': dict(label_stats),
         'stage_times': dict(stage_times),
         'notes': list(notes),
@@ -204,11 +350,9 @@ def write_report(
     return path
 
 
-def parse_report_table(path: str | os.PathLike) -> dict[str, dict[str, float | None]]:
-    """Read the results table of a ``report.md`` back: model name -> metric key -> value (None for ``n/a``)."""
+def _parse_table(path: str | os.PathLike, heading: str, keys: Sequence[str]) -> dict[str, dict[str, float | None]]:
     text = Path(path).read_text(encoding='utf-8').splitlines()
-    start = text.index('## Results on the demo test split')
-    keys = list(METRIC_COLUMNS)
+    start = text.index(heading)
     out: dict[str, dict[str, float | None]] = {}
     for line in text[start + 1 :]:
         if line.startswith('## '):
@@ -216,8 +360,19 @@ def parse_report_table(path: str | os.PathLike) -> dict[str, dict[str, float | N
         if not line.startswith('| ') or line.startswith('| model') or line.startswith('| ---'):
             continue
         cells = [c.strip() for c in line.strip('|').split('|')]
-        out[cells[0]] = {k: None if c == 'n/a' else float(c) for k, c in zip(keys, cells[2:])}
+        values = cells[-len(keys) :]
+        out[cells[0]] = {k: None if c == 'n/a' else float(c) for k, c in zip(keys, values)}
     return out
+
+
+def parse_report_table(path: str | os.PathLike) -> dict[str, dict[str, float | None]]:
+    """Read the results table of a ``report.md`` back: model name -> metric key -> value (None for ``n/a``)."""
+    return _parse_table(path, '## Results on the demo test split', list(METRIC_COLUMNS))
+
+
+def parse_diagnostic_table(path: str | os.PathLike) -> dict[str, dict[str, float | None]]:
+    """Read the negative-term diagnostic of a ``report.md`` back: model name -> key -> value (None for ``n/a``)."""
+    return _parse_table(path, '## What the negative term does (demo diagnostic)', list(DIAGNOSTIC_COLUMNS))
 
 
 # ------------------------------------------------------------------------------------------------ comparison figure
