@@ -230,3 +230,27 @@ def test_ddp_two_processes_on_cpu_with_torchrun(tmp_path):
     log = next(exp.glob('train_tiny_ddp_*.log')).read_text()
     assert 'World size (gpu number): 2' in log
     assert 'iter:      3' in log or 'iter:3' in log.replace(' ', '')
+
+
+def test_missing_vgg_weights_stop_before_the_first_iteration(tmp_path, monkeypatch, capsys):
+    write_paired_pngs(tmp_path / 'data')
+    opt = tiny_srgan_opt(tmp_path / 'data', total_iter=2)
+    opt['train']['perceptual_opt'] = {
+        'type': 'PerceptualLoss',
+        'layer_weights': {'conv1_2': 1.0},
+        'vgg_type': 'vgg19',
+        'perceptual_weight': 1.0,
+        'style_weight': 0,
+        'criterion': 'l1',
+    }
+    write_yaml(tmp_path / 'p.yml', opt)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty_torch_home'))
+    monkeypatch.delenv('HGGT_VGG_WEIGHTS', raising=False)
+    assert basicsr_cli.main(['train', '-opt', 'p.yml']) == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and 'URLError' not in err
+    last = err.strip().splitlines()[-1]  # basicsr's own log goes to stderr first; the error is the last line
+    assert last.startswith('basicsr train: error:')
+    assert 'vgg19-dcbb9e9d.pth' in last and 'empty_torch_home/hub/checkpoints' in last
+    assert not list((tmp_path / 'experiments' / 'tiny_srgan' / 'models').glob('*.pth'))
