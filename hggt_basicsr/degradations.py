@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from basicsr.utils.diffjpeg import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 
-from hggt_basicsr.errors import ConfigError
+from hggt_basicsr.errors import ConfigError, DataError
 
 __all__ = [
     'ONE_STAGE_DEFAULTS',
@@ -266,14 +266,17 @@ def paired_random_crop_stack(
         The cropped ``gts`` (same rank as the input) and ``lq`` (views into the inputs).
 
     Raises:
-        ValueError: the GT is not ``scale`` times the LQ.
+        DataError: the GT is not ``scale`` times the LQ (image sides not divisible by ``scale``).
         ConfigError: the LQ is smaller than the patch.
     """
     h_lq, w_lq = lq.shape[-2:]
     h_gt, w_gt = gts.shape[-2:]
     lq_size = gt_size // scale
     if h_gt != h_lq * scale or w_gt != w_lq * scale:
-        raise ValueError(f'GT size ({h_gt}, {w_gt}) is not {scale}x the LQ size ({h_lq}, {w_lq})')
+        raise DataError(
+            f'GT size ({h_gt}, {w_gt}) is not {scale}x the LQ size ({h_lq}, {w_lq}): training images (or their '
+            f'crop_size) must have sides divisible by the scale {scale}'
+        )
     if h_lq < lq_size or w_lq < lq_size:
         raise ConfigError(
             f'gt_size: {gt_size} needs LQ images of at least {lq_size}x{lq_size}, got ({h_lq}, {w_lq}) '

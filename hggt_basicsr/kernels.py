@@ -6,7 +6,8 @@ Recipe (shared/reference/hggt-upstream.md §1.5; Real-ESRGAN, arXiv 2107.10833):
   probability ``sinc_prob`` a circular low-pass (sinc) kernel with cutoff ~ U(pi/3, pi) (U(pi/5, pi) from size 13),
   otherwise basicsr ``random_mixed_kernels(kernel_list, kernel_prob, size, blur_sigma, blur_sigma, [-pi, pi],
   betag_range, betap_range, noise_range=None)``;
-* second kernel: the same with the ``*2`` options (``blur_kernel_size2_min/max``, ``kernel_list2`` ...);
+* second kernel: the same with the ``*2`` options (``blur_kernel_size_min2/max2`` as in the upstream configs, or
+  ``blur_kernel_size2_min/max``; ``kernel_list2`` ...);
 * final sinc: with probability ``final_sinc_prob`` a sinc kernel (size from the second range, cutoff ~ U(pi/3, pi)),
   otherwise an identity pulse.
 
@@ -64,8 +65,13 @@ SECOND_DEFAULTS: dict = {
     'sinc_prob2': 0.01,
     'final_sinc_prob': 0.1,
 }
+# The upstream HGGT / Real-ESRGAN configs spell the second-stage size range ``blur_kernel_size_min2/max2``.
+UPSTREAM_SECOND_ALIASES: dict[str, str] = {
+    'blur_kernel_size_min2': 'blur_kernel_size2_min',
+    'blur_kernel_size_max2': 'blur_kernel_size2_max',
+}
 FIRST_KEYS = frozenset(FIRST_DEFAULTS)
-SECOND_KEYS = frozenset(SECOND_DEFAULTS)
+SECOND_KEYS = frozenset(SECOND_DEFAULTS) | frozenset(UPSTREAM_SECOND_ALIASES)
 KERNEL_KEYS = FIRST_KEYS | SECOND_KEYS | {'kernel_pad_to'}
 
 
@@ -121,10 +127,19 @@ def _pair(opt: Mapping, key: str, where: str, lo: float = 0.0) -> tuple[float, f
 
 def _stage(opt: Mapping, defaults: Mapping, suffix: str, where: str) -> StageOptions:
     o = {k: opt.get(k, v) for k, v in defaults.items()}
-    kmin = _int(o, f'blur_kernel_size{suffix}_min', where)
-    kmax = _int(o, f'blur_kernel_size{suffix}_max', where)
+    names = {k: k for k in defaults}  # our key -> the key the user wrote (for messages)
+    if suffix:
+        for upstream, ours in UPSTREAM_SECOND_ALIASES.items():
+            if upstream in opt:
+                if ours in opt and opt[ours] != opt[upstream]:
+                    raise ConfigError(f'{where}.{upstream}: {opt[upstream]!r} conflicts with {ours}: {opt[ours]!r}')
+                o[upstream] = opt[upstream]
+                names[ours] = upstream
+    min_key, max_key = names[f'blur_kernel_size{suffix}_min'], names[f'blur_kernel_size{suffix}_max']
+    kmin = _int(o, min_key, where)
+    kmax = _int(o, max_key, where)
     if kmax < kmin:
-        raise ConfigError(f'{where}.blur_kernel_size{suffix}_max: {kmax} is below blur_kernel_size{suffix}_min {kmin}')
+        raise ConfigError(f'{where}.{max_key}: {kmax} is below {min_key} {kmin}')
     kernel_list = o[f'kernel_list{suffix}']
     kernel_prob = o[f'kernel_prob{suffix}']
     if not isinstance(kernel_list, Sequence) or isinstance(kernel_list, str) or not kernel_list:

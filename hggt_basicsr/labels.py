@@ -345,8 +345,11 @@ def write_manifest(group_labels: GroupLabels, path: str | os.PathLike) -> None:
         'skipped': group_labels.skipped,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, separators=(',', ':')))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, separators=(',', ':')))
+    except OSError as exc:
+        raise DataError(f'{path}: cannot write label manifest ({exc.strerror or exc})') from None
 
 
 def read_manifest(path: str | os.PathLike) -> GroupLabels:

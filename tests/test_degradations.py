@@ -9,7 +9,7 @@ from basicsr.utils.diffjpeg import DiffJPEG
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr import degradations as D
-from hggt_basicsr.errors import ConfigError
+from hggt_basicsr.errors import ConfigError, DataError
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
@@ -172,5 +172,5 @@ def test_paired_random_crop_stack_shares_one_offset():
     assert g4.shape == (b, 3, 16, 16) and torch.equal(g4[..., ::s, ::s], l4)
     with pytest.raises(ConfigError, match='gt_size'):
         D.paired_random_crop_stack(gts, lq, 64, s)
-    with pytest.raises(ValueError, match='not 2x'):
+    with pytest.raises(DataError, match='not 2x'):
         D.paired_random_crop_stack(gts, lq, 16, 2)

@@ -165,6 +165,12 @@ def test_cli_errors_are_one_line(test_set, tmp_path, capsys, monkeypatch):
     assert hggt_main(['evaluate', str(sr_dir), '--gt-root', str(root), '--metrics', 'lpips', '--device', 'cpu']) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'alexnet-owt-7be5be79.pth' in err and 'URLError' not in err
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    assert hggt_main(['evaluate', str(sr_dir), '--gt-root', str(root), '--metrics', 'psnr', '--no-progress',
+                      '--json', str(blocker / 'out.json')]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'cannot write' in err and 'Traceback' not in err
 
 
 @pytest.mark.parametrize('y_channel', [False, True])

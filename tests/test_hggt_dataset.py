@@ -314,6 +314,37 @@ def test_upstream_aliases(tree, type_name, stems, keys):
         build_dataset(dict(opt, group_filter='pos' if type_name == 'PosNegGTOriDataset' else 'all'))
 
 
+def test_two_stage_alias_loads_the_upstream_second_stage_keys(tree):
+    """Upstream two-stage configs spell the second size range blur_kernel_size_min2/max2 (regression)."""
+    from basicsr.data import build_dataset
+
+    images_dir, labels_dir = tree
+    opt = dict(
+        UPSTREAM_KEYS,
+        type='TwoStageDegradation_PosNegGTPos_Dataset',
+        dataroot_all_gt=str(images_dir),
+        dataroot_all_json=str(labels_dir),
+        blur_kernel_size_max=3,
+        blur_kernel_size_min2=1,
+        blur_kernel_size_max2=2,
+        kernel_list2=['iso', 'aniso'],
+        kernel_prob2=[0.7, 0.3],
+        sinc_prob2=0.01,
+        blur_sigma2=[0.1, 0.4],
+        betag_range2=[0.1, 2.0],
+        betap_range2=[0.1, 1.0],
+        final_sinc_prob=0.1,
+    )
+    item = build_dataset(opt)[0]
+    assert item['kernel1'].shape == item['kernel2'].shape == item['sinc_kernel'].shape == (7, 7)
+    assert build_dataset(dict(opt, blur_kernel_size_max2=6))[0]['kernel2'].shape == (13, 13)  # the key is honoured
+    assert parse_kernel_options({'blur_kernel_size_min2': 2, 'blur_kernel_size_max2': 2}).second.sizes == (5,)
+    with pytest.raises(ConfigError, match=r'datasets.train.blur_kernel_size_max2: 1 is below blur_kernel_size_min2'):
+        parse_kernel_options({'blur_kernel_size_min2': 2, 'blur_kernel_size_max2': 1})
+    with pytest.raises(ConfigError, match='blur_kernel_size_max2: 2 conflicts with blur_kernel_size2_max: 3'):
+        parse_kernel_options({'blur_kernel_size_max2': 2, 'blur_kernel_size2_max': 3})
+
+
 # ---------------------------------------------------------------------------------------------------- flat folder
 def test_folder_dataset_and_aliases(tmp_path):
     from basicsr.data import build_dataset

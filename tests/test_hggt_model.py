@@ -138,6 +138,26 @@ def test_positive_mode_rejects_single_gt_items(tmp_path):
         model.feed_data(make_batch(gt_only=True))
 
 
+def test_positive_mode_rejects_a_sample_without_positive_in_feed_data(tmp_path):
+    """Checked on the loader's CPU labels; the training step then draws targets without a device sync."""
+    model = build_model(make_opt(tmp_path, 'positive'))
+    with pytest.raises(DataError, match=r'\[1\]'):
+        model.feed_data(make_batch([[0, 1, 3, 1, 2], [0, 2, 2, 3, 2]]))
+
+
+def test_positive_mode_target_draw_does_not_sync(tmp_path, monkeypatch):
+    model = build_model(make_opt(tmp_path, 'positive', gan=False))
+    model.feed_data(make_batch([[0, 1, 3, 1, 1], [0, 1, 2, 2, 2]]))
+
+    def no_sync(self):
+        raise AssertionError('bool(tensor) in the training step')
+
+    monkeypatch.setattr(torch.Tensor, '__bool__', no_sync)
+    model._select_targets()
+    monkeypatch.undo()
+    assert model.target_idx[1] == 1
+
+
 # ---------------------------------------------------------------------------------------------------- targets
 class _Spy(torch.nn.Module):
     """Records the target of a loss and returns L1."""
@@ -410,6 +430,10 @@ def test_realesrgan_pos_alias_uses_two_stage_degradation(tmp_path):
         (lambda o: o['train'].update(ema_decay=0, ldl_opt={'type': 'L1Loss'}), r'train\.ldl_opt: .*ema_decay'),
         (lambda o: o['train'].update(net_d_iters=0), r'train\.net_d_iters: expected an integer >= 1'),
         (lambda o: o.update(tile_size=-1), r'tile_size: expected an integer >= 0'),
+        (lambda o: o['train']['neg_opt'].update(margn=0.1), r"train\.neg_opt: .*'margn'"),
+        (lambda o: o['train']['neg_opt'].update(ksize='a'), r'train\.neg_opt: '),
+        (lambda o: o['train']['neg_opt'].update(ksize=4), r'train\.neg_opt\.ksize: must be odd'),
+        (lambda o: o['train'].update(ema_decay='x'), r'train\.ema_decay: expected a number'),
     ],
 )
 def test_bad_options_raise_config_error_naming_the_option(tmp_path, edit, message):

@@ -238,3 +238,12 @@ def test_cli_aggregate_and_stats(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'a-0-0.json: malformed JSON' in err and 'Traceback' not in err
     assert hggt_main(['labels', 'stats', str(tmp_path / 'nope')]) == 2
+
+
+def test_cli_aggregate_unwritable_output_is_one_line(tmp_path, capsys):
+    _, labels_dir = make_hggt_tree(tmp_path, GROUPS, images=False)
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    assert hggt_main(['labels', 'aggregate', str(labels_dir), '-o', str(blocker / 'm.json')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'cannot write label manifest' in err.splitlines()[-1] and 'Traceback' not in err  # above: the tqdm bar

@@ -222,3 +222,19 @@ def test_value_and_gradient_match_plain_autograd(bounded):
     plain.backward()
     assert value.item() == pytest.approx(plain.item(), rel=1e-5)
     assert torch.allclose(ours, sr.grad, atol=1e-7)
+
+
+def test_value_is_float32_under_autocast():
+    """Regression: the per-sample sum used to run as a bf16 / fp16 bmm under autocast (lossy; fp16 can overflow)."""
+    ori, pos, neg, sr = _images(b=2, h=32, w=32, seed=7)
+    sr = sr.requires_grad_()
+    votes = torch.tensor([3, 2])
+    has = torch.tensor([True, True])
+    loss = HGGTNegativeLoss()
+    ref = loss(sr, neg, ori, pos, votes, votes, has)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        value = loss(sr, neg, ori, pos, votes, votes, has)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(ref.item(), rel=1e-6)
+    value.backward()
+    assert sr.grad.dtype == torch.float32

@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f'{len(result.fallback)} of {n} image(s) have no positive GT and were scored against the original: '
               + ', '.join(result.fallback[:10]) + (' ...' if len(result.fallback) > 10 else ''))  # fmt: skip
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result.to_json(), indent=2))
+        except OSError as exc:
+            raise CLIError(f'--json {args.json}: cannot write ({exc.strerror or exc})') from None
         print(f'wrote {args.json}')
     return 0

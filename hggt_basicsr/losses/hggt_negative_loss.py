@@ -30,6 +30,8 @@ What we changed against upstream, and why:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import LOSS_REGISTRY
@@ -229,7 +231,16 @@ class HGGTNegativeLoss(nn.Module):
             ksize=self.ksize,
             power=self.power,
         )
-        sums = _WeightedAbsSum.apply(sr, neg, weights, self.margin if self.bounded else None)
+        # float32 even under autocast: bmm would otherwise run in fp16 / bf16 (lossy, and fp16 overflows for sums
+        # above 65504 on large patches)
+        device_type = sr.device.type
+        no_autocast = (
+            torch.autocast(device_type=device_type, enabled=False)
+            if torch.amp.is_autocast_available(device_type)
+            else contextlib.nullcontext()
+        )
+        with no_autocast:
+            sums = _WeightedAbsSum.apply(sr, neg, weights, self.margin if self.bounded else None)
         per_sample = sums * (has_neg.to(device=sums.device, dtype=sums.dtype) / sr[0].numel())
         if self.reduction == 'mean':
             loss = per_sample.sum() / b

@@ -81,6 +81,20 @@ def negative_loss_options(neg_opt: dict) -> dict:
     return opt
 
 
+def _check_negative_loss_options(neg_opt: dict) -> None:
+    """Build the negative loss once from ``train.neg_opt``: unknown keys or bad values raise ConfigError."""
+    from hggt_basicsr.losses.hggt_negative_loss import HGGTNegativeLoss
+
+    opt = negative_loss_options(neg_opt)
+    opt.pop('type')
+    try:
+        HGGTNegativeLoss(**opt)
+    except ConfigError as err:
+        raise ConfigError(f'train.{err}') from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f'train.neg_opt: {err}') from None
+
+
 def _as_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] images (the dataset's ``img_dtype: uint8``) -> float32 [0, 1]; float input passes through."""
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images
@@ -168,10 +182,13 @@ class HGGTGANModel(SRGANModel):
         if gt_mode == 'positive_negative':
             if not isinstance(train.get('neg_opt'), dict):
                 raise ConfigError('train.neg_opt: required with gt_mode positive_negative')
-            negative_loss_options(train['neg_opt'])
+            _check_negative_loss_options(train['neg_opt'])
         elif train.get('neg_opt'):
             raise ConfigError(f'train.neg_opt: the negative term needs gt_mode positive_negative, not {gt_mode!r}')
-        if train.get('ldl_opt') and not train.get('ema_decay', 0) > 0:
+        ema_decay = train.get('ema_decay', 0)
+        if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) or not 0 <= ema_decay <= 1:
+            raise ConfigError(f'train.ema_decay: expected a number in [0, 1], got {ema_decay!r}')
+        if train.get('ldl_opt') and not ema_decay > 0:
             raise ConfigError('train.ldl_opt: the LDL artifact map needs an EMA generator (train.ema_decay > 0)')
         int_option(train, 'net_d_iters', 'train.net_d_iters', 1, minimum=1)
         int_option(train, 'net_d_init_iters', 'train.net_d_init_iters', 0)
@@ -283,6 +300,11 @@ class HGGTGANModel(SRGANModel):
 
         if 'img_list' in data:
             gts = _as_unit_float(data['img_list'].to(self.device))
+            if self.gt_mode == 'positive':
+                # checked here, on the loader's CPU labels (no device sync); the pool only holds checked samples
+                from hggt_basicsr.sampling import sample_positive
+
+                sample_positive(data['label_list'], fallback_original=False)
             labels = data['label_list'].to(self.device)
             votes = data['label_num_list'].to(self.device) if 'label_num_list' in data else torch.full_like(labels, 3)
         elif 'gt' in data:
@@ -313,8 +335,8 @@ class HGGTGANModel(SRGANModel):
             # a contiguous copy: convolutions on the strided (B, 3, H, W) view of the cropped stack are far slower
             self.gt = self.gts[:, 0].contiguous()
             return
-        fallback = self.gt_mode == 'positive_negative'
-        self.target_idx = sample_positive(self.labels, fallback_original=fallback)
+        # positive mode: every sample has a positive (checked in feed_data), so no per-step device sync here
+        self.target_idx = sample_positive(self.labels, fallback_original=True)
         self.gt = gather_versions(self.gts, self.target_idx)
 
     def _negative_term(self, output: torch.Tensor) -> torch.Tensor:
