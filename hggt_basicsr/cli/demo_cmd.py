@@ -14,7 +14,6 @@ from hggt_basicsr.errors import CLIError
 
 DEFAULT_ITERS = 600
 DEFAULT_PRETRAIN_ITERS = 1500
-HELP = 'build demo data, L1-pretrain, train baseline and HGGT models from it, evaluate, report'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

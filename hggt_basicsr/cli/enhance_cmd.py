@@ -18,8 +18,6 @@ from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
 
-HELP = 'run the four enhancers and write the HGGT images layout'
-
 _CONFIG_KEYS = ('input', 'output', 'weights', 'archs', 'tile', 'tile_pad', 'device', 'param_key')
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
 
-HELP = 'Test-100 protocol: PSNR/SSIM/LPIPS/DISTS averaged over positive GTs'
 METRIC_CHOICES = ('psnr', 'ssim', 'lpips', 'dists')
 
 

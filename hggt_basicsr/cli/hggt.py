@@ -2,7 +2,6 @@
 
 Each subcommand lives in its own module under :mod:`hggt_basicsr.cli` and exposes
 
-* ``HELP``: a one-line description shown by ``hggt --help``;
 * ``add_arguments(parser)``: fills an :class:`argparse.ArgumentParser`;
 * ``run(args) -> int``: does the work and returns the exit code.
 
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 
 from hggt_basicsr.errors import HGGTError
 
-# subcommand name -> (module, one-line help). Help strings live here so that `hggt --help` imports nothing heavy.
+# subcommand name -> (module, one-line help): the one place for both, so that `hggt --help` imports nothing heavy.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'labels': ('hggt_basicsr.cli.labels_cmd', 'aggregate annotator labels into a manifest, print label statistics'),
     'evaluate': (

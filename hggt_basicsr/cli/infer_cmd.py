@@ -12,8 +12,6 @@ from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
 
-HELP = 'tiled super-resolution of a folder with any registered arch'
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('-opt', '--opt', dest='opt', type=Path, default=None, help='basicsr test YAML')

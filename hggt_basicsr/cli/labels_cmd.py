@@ -13,8 +13,6 @@ import json
 import os
 import time
 
-HELP = 'aggregate annotator labels into a manifest, print label statistics'
-
 # Enhancers of the published dataset (shared/reference/hggt-upstream.md §1.1); shown when K = 4.
 PUBLISHED_ENHANCERS = {'01': 'RCAN, noise', '02': 'RCAN, blur', '03': 'ELAN, noise', '04': 'ELAN, blur'}
 

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
 
-HELP = 'write a deterministic one-stage degraded LQ set for a test split'
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('root', type=Path, help='test root holding images/original/ (or images/<split>/original/)')
