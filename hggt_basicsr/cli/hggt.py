@@ -5,7 +5,7 @@ Each subcommand lives in its own module under :mod:`hggt_basicsr.cli` and expose
 * ``add_arguments(parser)``: fills an :class:`argparse.ArgumentParser`;
 * ``run(args) -> int``: does the work and returns the exit code.
 
-Modules are imported lazily so that ``hggt --help`` stays fast (no torch import). An error raised by a
+Subcommand modules are imported lazily: only the one being run is loaded. An error raised by a
 subcommand (any :class:`hggt_basicsr.errors.HGGTError`) becomes one line on stderr and exit code 2, never a traceback.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from hggt_basicsr.errors import HGGTError
 
-# subcommand name -> (module, one-line help): the one place for both, so that `hggt --help` imports nothing heavy.
+# subcommand name -> (module, one-line help): the one place for both; `hggt --help` imports no subcommand module.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'labels': ('hggt_basicsr.cli.labels_cmd', 'aggregate annotator labels into a manifest, print label statistics'),
     'evaluate': (
