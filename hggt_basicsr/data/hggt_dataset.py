@@ -124,7 +124,7 @@ class HGGTDataset(data.Dataset):
         io_backend = opt.get('io_backend') or {'type': 'disk'}
         if not isinstance(io_backend, dict):
             raise ConfigError(f'{where}.io_backend: expected a mapping like {{type: disk}}, got {io_backend!r}')
-        self.store = build_store(io_backend, gt_root, where)
+        self.store = build_store(io_backend, gt_root, where, 'dataroot_all_gt')
         self.gt_root = gt_root
 
         logger = get_root_logger()

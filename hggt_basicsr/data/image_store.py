@@ -140,17 +140,17 @@ class LmdbStore:
         return img
 
 
-def build_store(io_backend: Mapping | None, root: str, where: str) -> DiskStore | LmdbStore:
-    """The store for ``io_backend`` (``{'type': 'disk'}`` or ``{'type': 'lmdb'}``) at ``root``."""
+def build_store(io_backend: Mapping | None, root: str, where: str, key: str = 'dataroot_gt') -> DiskStore | LmdbStore:
+    """The store for ``io_backend`` (``{'type': 'disk'}`` or ``{'type': 'lmdb'}``) at ``root`` (option ``key``)."""
     io_backend = dict(io_backend or {'type': 'disk'})
     kind = io_backend.pop('type', 'disk')
     if kind == 'disk':
         if not os.path.isdir(root):
-            raise DataError(f'{root}: no such image folder')
+            raise DataError(f'{where}.{key}: no such image folder {root!r}')
         return DiskStore(root)
     if kind == 'lmdb':
         if not os.path.isdir(root):
-            raise DataError(f'{root}: no such lmdb folder')
+            raise DataError(f'{where}.{key}: no such lmdb folder {root!r}')
         return LmdbStore(root)
     raise ConfigError(f"{where}.io_backend.type: unknown backend {kind!r}; expected 'disk' or 'lmdb'")
 
