@@ -150,6 +150,8 @@ def test_kill_and_auto_resume_from_another_folder(tmp_path, monkeypatch):
         ('plugin', ['train', '-opt', 'bad.yml'], "plugins: cannot import module 'no_such_plugin_xyz'"),
         ('type', ['train', '-opt', 'bad.yml'], "network_g.type: unknown arch type 'RRDBNett'; did you mean RRDBNet"),
         (None, ['fly', '-opt', 'x.yml'], "unknown command 'fly'"),
+        ('dataroot', ['test', '-opt', 'bad.yml'], "datasets.val.dataroot_lq: no such file or folder 'nowhere/lq'"),
+        ('pretrain', ['train', '-opt', 'bad.yml'], "path.pretrain_network_g: no such weights file 'nope.pth'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, setup, args, message):
@@ -165,6 +167,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, setup, 
     elif setup == 'type':
         opt = tiny_srgan_opt(tmp_path)
         opt['network_g']['type'] = 'RRDBNett'
+        write_yaml(tmp_path / 'bad.yml', opt)
+    elif setup in ('dataroot', 'pretrain'):
+        write_paired_pngs(tmp_path / 'data')
+        opt = tiny_srgan_opt(tmp_path / 'data')
+        if setup == 'dataroot':
+            opt['datasets']['val']['dataroot_lq'] = 'nowhere/lq'
+        else:
+            opt['path']['pretrain_network_g'] = 'nope.pth'
         write_yaml(tmp_path / 'bad.yml', opt)
     assert basicsr_cli.main(args) == 2
     err = capsys.readouterr().err

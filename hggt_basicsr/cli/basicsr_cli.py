@@ -7,7 +7,8 @@ Runs upstream basicsr's ``train_pipeline`` / ``test_pipeline`` unchanged, with e
 1. checks the YAML (missing, unreadable, syntax error with its line, not a mapping);
 2. imports ``hggt_basicsr`` (compat fixes + registration), every plugin advertised in the entry-point group
    ``basicsr.plugins``, and the modules listed under the YAML's optional top-level key ``plugins: [...]``;
-3. checks every registered type the YAML names (model, archs, datasets, losses, metrics), listing close names.
+3. checks every registered type the YAML names (model, archs, datasets, losses, metrics), listing close names;
+4. checks that the datasets' ``dataroot*`` paths and (unless resuming) the pretrained weights exist.
 
 The experiment root (``experiments/``, ``tb_logger/``, ``results/``) is the current directory, or ``--root DIR``;
 ``--auto_resume`` looks there too. Bad input: one line on stderr and exit code 2, never a traceback.
@@ -148,6 +149,26 @@ def check_registered_types(opt: dict, source: str) -> None:
             raise ConfigError(f'{source}: {path}: unknown {kind} type {name!r}{hint}')
 
 
+def check_paths(opt: dict, source: str, *, resuming: bool) -> None:
+    """Every ``dataroot*`` of every dataset, and the pretrained weights when not resuming, exist on disk.
+
+    basicsr's own datasets would otherwise fail deep inside a worker with a bare FileNotFoundError trace.
+    """
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, dict):
+            continue
+        for key, value in dataset.items():
+            if key.startswith('dataroot') and isinstance(value, str) and not os.path.exists(os.path.expanduser(value)):
+                raise ConfigError(f'{source}: datasets.{phase}.{key}: no such file or folder {value!r}')
+    paths = opt.get('path') or {}
+    if resuming or paths.get('resume_state'):
+        return
+    for key, value in paths.items():
+        if key.startswith('pretrain_network') and isinstance(value, str):
+            if not os.path.isfile(os.path.expanduser(value)):
+                raise ConfigError(f'{source}: path.{key}: no such weights file {value!r}')
+
+
 def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
     """Validate arguments and YAML, import plugins; returns (root path, argv for basicsr's parse_options)."""
     argv = normalize_argv(argv)
@@ -155,6 +176,7 @@ def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
     opt = load_yaml(args.opt)
     import_plugins(opt, args.opt)
     check_registered_types(opt, args.opt)
+    check_paths(opt, args.opt, resuming=args.auto_resume)
     root = os.path.abspath(args.root or os.getcwd())
     passthrough = []
     skip_next = False
