@@ -92,8 +92,9 @@ def _seed():
 
 # ---------------------------------------------------------------------------------------------------- one step
 @pytest.mark.parametrize('gt_mode', ['original', 'positive', 'positive_negative'])
-def test_one_training_step_per_mode(tmp_path, gt_mode):
-    model = build_model(make_opt(tmp_path, gt_mode))
+def test_one_training_step_per_mode(tmp_path, gt_mode, device):
+    model = build_model(make_opt(tmp_path, gt_mode, num_gpu=0 if device.type == 'cpu' else 1))
+    assert model.device.type == device.type
     labels = [[0, 1, 3, 1, 2], [0, 2, 1, 3, 2]]
     model.feed_data(make_batch(labels))
     assert model.lq.shape == (B, 3, 4, 4) and model.gts.shape == (B, K + 1, 3, 16, 16)

@@ -61,11 +61,14 @@ def test_local_variance_matches_basicsr_get_local_weights():
 
 
 @pytest.mark.parametrize('ksize', [3, 5])
-def test_weight_map_matches_reference(ksize):
+def test_weight_map_matches_reference(ksize, device):
     ori, pos, neg, _ = _images()
     pos_votes = torch.tensor([3, 2, 3, 2])
     neg_votes = torch.tensor([2, 3, 3, 2])
-    ours = negative_weight_map(ori, pos, neg, pos_votes, neg_votes, ksize=ksize)
+    on = [t.to(device) for t in (ori, pos, neg, pos_votes, neg_votes)]
+    ours = negative_weight_map(*on, ksize=ksize)
+    assert ours.device.type == device.type
+    ours = ours.cpu()
     ref = _ref_map(ori, pos, neg, pos_votes, neg_votes, ksize=ksize)
     assert ours.shape == (4, 1, 24, 20)
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
@@ -204,11 +207,11 @@ def test_registered_and_options_checked():
 
 
 @pytest.mark.parametrize('bounded', [False, True])
-def test_value_and_gradient_match_plain_autograd(bounded):
-    ori, pos, neg, sr = _images(b=3, h=12, w=10, seed=5)
+def test_value_and_gradient_match_plain_autograd(bounded, device):
+    ori, pos, neg, sr = (t.to(device) for t in _images(b=3, h=12, w=10, seed=5))
     sr = sr.requires_grad_()
-    votes = torch.tensor([3, 2, 3])
-    has = torch.tensor([True, True, False])
+    votes = torch.tensor([3, 2, 3], device=device)
+    has = torch.tensor([True, True, False], device=device)
     loss = HGGTNegativeLoss(loss_weight=300.0, bounded=bounded, margin=0.3)
     value = loss(sr, neg, ori, pos, votes, votes, has)
     value.backward()
