@@ -228,7 +228,15 @@ def test_write_report_round_trip_and_comparison(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ options
-@pytest.mark.parametrize('name', ['pretrain_l1.yml', 'train_baseline.yml', 'train_hggt.yml'])
+GT_MODES = {
+    'pretrain_l1.yml': 'original',
+    'train_baseline.yml': 'original',
+    'train_hggt_pos.yml': 'positive',
+    'train_hggt.yml': 'positive_negative',
+}
+
+
+@pytest.mark.parametrize('name', list(GT_MODES))
 def test_demo_options_resolve_and_name_registered_types(tmp_path, name):
     from hggt_basicsr.cli.basicsr_cli import check_registered_types
     from hggt_basicsr.demo.pipeline import default_options_dir, resolve_options
@@ -250,7 +258,8 @@ def test_demo_options_resolve_and_name_registered_types(tmp_path, name):
     assert opt['datasets']['train']['dataroot_all_gt'] == str(data.train_images.resolve())
     assert opt['datasets']['train']['num_worker_per_gpu'] == 0
     assert 'perceptual_opt' not in opt['train']
-    assert opt['gt_mode'] == ('positive_negative' if 'hggt' in name else 'original')
+    assert opt['gt_mode'] == GT_MODES[name]
+    assert ('neg_opt' in opt['train']) == (name == 'train_hggt.yml')
     if pretrain is None:  # the PSNR-oriented stage: L1 only, no discriminator, from scratch
         assert 'network_d' not in opt and 'gan_opt' not in opt['train'] and 'neg_opt' not in opt['train']
         assert opt['path']['pretrain_network_g'] is None
@@ -258,6 +267,28 @@ def test_demo_options_resolve_and_name_registered_types(tmp_path, name):
         assert opt['network_d']['type'] == 'UNetDiscriminatorSN' and 'gan_opt' in opt['train']
         assert opt['path']['pretrain_network_g'] == str(pretrain.resolve())
         assert opt['path']['param_key_g'] == 'params_ema'
+
+
+def test_demo_gan_options_differ_only_in_targets_and_negative_term():
+    """Baseline, HGGT-Pos and HGGT (the paper's Ori / Pos / Pos+Neg) share nets, schedule, seed and degradation."""
+    import yaml
+
+    from hggt_basicsr.demo.pipeline import DEMO_MODELS, default_options_dir
+
+    assert [m.key for m in DEMO_MODELS] == ['baseline', 'HGGT-Pos', 'HGGT']
+    opts = {m.key: yaml.safe_load((default_options_dir() / m.option_file).read_text()) for m in DEMO_MODELS}
+    assert opts['HGGT-Pos']['datasets']['train']['group_filter'] == 'pos'  # upstream Ours_PosGT_Model
+
+    def shared(opt: dict) -> dict:
+        opt = json.loads(json.dumps(opt))
+        for key in ('name', 'gt_mode'):
+            opt.pop(key)
+        opt['datasets']['train'].pop('group_filter')
+        opt['train'].pop('neg_opt', None)
+        return opt
+
+    assert shared(opts['baseline']) == shared(opts['HGGT-Pos']) == shared(opts['HGGT'])
+    assert len({o['name'] for o in opts.values()}) == 3
 
 
 def test_negative_diagnostic_against_hand_made_outputs(tmp_path):
@@ -282,6 +313,41 @@ def test_negative_diagnostic_against_hand_made_outputs(tmp_path):
     assert row['l1_negative'] == pytest.approx(np.abs(pos - neg).mean())
     assert row['gap'] == pytest.approx(row['l1_negative'])
     assert set(row) == set(DIAGNOSTIC_COLUMNS)
+
+
+def test_diagnostic_sentences_name_the_extremes_and_the_ablation_steps(tmp_path):
+    def row(neg: float, pos: float) -> dict:
+        return {'l1_negative': neg, 'l1_positive': pos, 'gap': neg - pos, 'masked_l1_negative': neg + 10}
+
+    diagnostic = {
+        'groups': ['g1'],
+        'crop_border': 4,
+        'models': {
+            'L1-pretrain': row(25.0, 14.0),
+            'baseline': row(25.5, 14.6),
+            'HGGT-Pos': row(25.4, 14.3),
+            'HGGT': row(26.5, 14.9),
+        },
+    }
+    path = write_report(
+        tmp_path,
+        models=[ModelResult(n, n, {'psnr': 20.0}) for n in diagnostic['models']],
+        label_stats={},
+        stage_times={},
+        settings={},
+        diagnostic=diagnostic,
+        compared=['baseline', 'HGGT-Pos', 'HGGT'],
+    )
+    text = path.read_text()
+    assert '![comparison: LR | baseline | HGGT-Pos | HGGT | positive GT](comparison.png)' in text
+    assert (
+        'Closest to the positive GTs: L1-pretrain (14.000), among baseline, HGGT-Pos and HGGT: HGGT-Pos (14.300); '
+        'farthest from the negative GTs: HGGT (26.500).'
+    ) in text
+    assert 'Effect of the positive targets (HGGT-Pos against baseline): 0.100 closer to the negative GTs, ' in text
+    assert 'Effect of the negative term (HGGT against HGGT-Pos): 1.100 farther from the negative GTs, 0.600 ' in text
+    assert parse_diagnostic_table(path)['HGGT-Pos'] == pytest.approx(diagnostic['models']['HGGT-Pos'])
+    assert json.loads((tmp_path / 'report.json').read_text())['compared'] == ['baseline', 'HGGT-Pos', 'HGGT']
 
 
 # ------------------------------------------------------------------------------------------------------ end to end
@@ -403,8 +469,8 @@ def _recompute_diagnostic(out: Path, model: str) -> tuple[list[str], dict[str, f
 
 @pytest.mark.slow
 def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
-    """A few iterations of the whole demo (L1 pre-training, then baseline and HGGT from it); the report's numbers and
-    the negative-term diagnostic equal a recomputation from the saved SR images.
+    """A few iterations of the whole demo (L1 pre-training, then baseline, HGGT-Pos and HGGT from it); the report's
+    numbers and the negative-term diagnostic equal a recomputation from the saved SR images.
 
     Random-weight LPIPS / DISTS backbones (written by the test) fill those columns too.
     """
@@ -434,33 +500,42 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
         'comparison.png',
         'options/pretrain_l1.yml',
         'options/train_baseline.yml',
+        'options/train_hggt_pos.yml',
         'options/train_hggt.yml',
         'experiments/demo_l1_pretrain/models/net_g_latest.pth',
         'experiments/demo_baseline/models/net_g_latest.pth',
+        'experiments/demo_hggt_pos/models/net_g_latest.pth',
         'experiments/demo_hggt/models/net_g_latest.pth',
         'eval/l1-pretrain.json',
         'eval/baseline.json',
+        'eval/hggt-pos.json',
         'eval/hggt.json',
     ):
         assert (out / rel).is_file(), rel
-    assert any('[3/10] train L1-pretrain' in line for line in lines)
-    assert any('[4/10] train baseline' in line for line in lines)
-    # both GAN models started from the pre-trained generator: same weights file, loaded from its EMA params
+    assert any('[3/12] train L1-pretrain' in line for line in lines)
+    assert any('[4/12] train baseline' in line for line in lines)
+    assert any('[5/12] train HGGT-Pos' in line for line in lines)
+    assert any('[6/12] train HGGT' in line for line in lines)
+    # every GAN model started from the pre-trained generator: same weights file, loaded from its EMA params
     pretrained = out / 'experiments' / 'demo_l1_pretrain' / 'models' / 'net_g_latest.pth'
     assert set(torch.load(pretrained, map_location='cpu', weights_only=True)) == {'params', 'params_ema'}
-    for name in ('baseline', 'hggt'):
+    for name in ('baseline', 'hggt_pos', 'hggt'):
         log = next((out / 'experiments' / f'demo_{name}').glob('train_*.log')).read_text()
         assert f'Loading RRDBPSNet model from {pretrained}, with param key: [params_ema]' in log, name
     stems = sorted(p.stem for p in (out / 'data' / 'Test' / 'images' / 'original').iterdir())
     assert len(stems) == 2
     for stem in stems:
         assert cv2.imread(str(out / 'data' / 'Test' / 'LQ_x4' / f'{stem}.png')).shape == (32, 32, 3)
+    resolved = {n: (out / 'options' / f'train_{n}.yml').read_text() for n in ('baseline', 'hggt_pos', 'hggt')}
+    assert 'gt_mode: positive\n' in resolved['hggt_pos'] and 'neg_opt' not in resolved['hggt_pos']
+    # LR | baseline | HGGT-Pos | HGGT | positive GT: 5 tiles of 128 px, 4 gaps of 4 px, a 4 px border each side
     cmp = cv2.imread(str(out / 'comparison.png'))
-    assert cmp is not None and cmp.shape[1] > 4 * 128
+    assert cmp is not None and cmp.shape[:2] == (2 * (22 + 128) + 4 + 8, 5 * 128 + 4 * 4 + 8)
 
     table = parse_report_table(report)
     doc = json.loads((out / 'report.json').read_text())
-    assert set(table) == {'L1-pretrain', 'baseline', 'HGGT'}
+    assert list(table) == ['L1-pretrain', 'baseline', 'HGGT-Pos', 'HGGT']
+    assert [m['name'] for m in doc['models']] == list(table) and doc['compared'] == ['baseline', 'HGGT-Pos', 'HGGT']
     for entry in doc['models']:
         name = entry['name']
         again = _recompute(out, name.lower())
@@ -474,14 +549,24 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
             assert table[name][key] == pytest.approx(perceptual[key], abs=6e-5), (name, key)
 
     diag_table = parse_diagnostic_table(report)
-    assert set(diag_table) == {'L1-pretrain', 'baseline', 'HGGT'}
+    assert list(diag_table) == ['L1-pretrain', 'baseline', 'HGGT-Pos', 'HGGT']
+    recomputed = {}
     for name in diag_table:
-        groups, again = _recompute_diagnostic(out, name.lower())
+        groups, again = recomputed[name] = _recompute_diagnostic(out, name.lower())
         assert groups and doc['diagnostic']['groups'] == groups
         for key, value in again.items():
             assert diag_table[name][key] == pytest.approx(value, abs=6e-4), (name, key)
             assert doc['diagnostic']['models'][name][key] == pytest.approx(value, abs=1e-6), (name, key)
     text = report.read_text()
+    # the sentence names the models closest to the positives and farthest from the negatives, with their numbers
+    closest = min(recomputed, key=lambda n: recomputed[n][1]['l1_positive'])
+    farthest = max(recomputed, key=lambda n: recomputed[n][1]['l1_negative'])
+    assert f'Closest to the positive GTs: {closest} ({diag_table[closest]["l1_positive"]:.3f})' in text
+    assert f'farthest from the negative GTs: {farthest} ({diag_table[farthest]["l1_negative"]:.3f})' in text
+    assert 'Effect of the positive targets (HGGT-Pos against baseline)' in text
+    assert 'Effect of the negative term (HGGT against HGGT-Pos)' in text
+    assert '![comparison: LR | baseline | HGGT-Pos | HGGT | positive GT](comparison.png)' in text
     assert '## Stage wall times' in text and 'train HGGT' in doc['stage_times']
+    assert 'train HGGT-Pos' in doc['stage_times']
     assert 'train L1-pretrain' in doc['stage_times']
     assert 'not computed' not in text

@@ -1,4 +1,5 @@
-"""``hggt demo``: build demo data from bundled photographs, L1-pretrain, train a baseline and HGGT, evaluate, report.
+"""``hggt demo``: build demo data from bundled photographs, L1-pretrain, train baseline, HGGT-Pos and HGGT, evaluate,
+report.
 
 Everything runs offline on a CPU in minutes; see :mod:`hggt_basicsr.demo.pipeline` for the stages and the output
 layout.
@@ -20,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', type=Path, default=Path('results/demo'), help='output folder (default results/demo)')
     parser.add_argument(
         '--iters', type=int, default=DEFAULT_ITERS,
-        help=f'GAN training iterations of each compared model, baseline and HGGT (default {DEFAULT_ITERS})',
+        help=f'GAN training iterations of each compared model: baseline, HGGT-Pos, HGGT (default {DEFAULT_ITERS})',
     )  # fmt: skip
     parser.add_argument(
         '--pretrain-iters', type=int, default=DEFAULT_PRETRAIN_ITERS,
-        help='iterations of the shared L1 pre-training both GAN models start from '
+        help='iterations of the shared L1 pre-training the GAN models start from '
         f'(default {DEFAULT_PRETRAIN_ITERS})',
     )  # fmt: skip
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help='device (default cpu)')
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--test-groups', type=int, default=12, metavar='N', help='test groups (default 12)')
     parser.add_argument(
         '--options-dir', type=Path, default=None,
-        help='folder holding pretrain_l1.yml, train_baseline.yml and train_hggt.yml (default: options/demo)',
+        help='folder holding pretrain_l1.yml, train_baseline.yml, train_hggt_pos.yml and train_hggt.yml '
+        '(default: options/demo)',
     )  # fmt: skip
     parser.add_argument(
         '--threads', type=int, default=1,

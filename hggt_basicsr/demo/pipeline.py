@@ -1,10 +1,13 @@
-"""The stages of ``hggt demo``: data -> test LQ -> L1 pre-training -> train baseline -> train HGGT -> infer ->
+"""The stages of ``hggt demo``: data -> test LQ -> L1 pre-training -> train baseline, HGGT-Pos, HGGT -> infer ->
 evaluate -> report.
 
 Like the paper (and upstream, which starts every GAN model from an L1-trained RRDB), the demo first trains one
-PSNR-oriented generator with L1 only on the original HR patches (``options/demo/pretrain_l1.yml``); the baseline and
-the HGGT model both start from its weights (``path.pretrain_network_g``, ``param_key_g: params_ema``) and differ only
-in their targets and the negative term. Training goes through the real ``basicsr train`` entry
+PSNR-oriented generator with L1 only on the original HR patches (``options/demo/pretrain_l1.yml``); the three GAN
+models start from its weights (``path.pretrain_network_g``, ``param_key_g: params_ema``) with the same nets, schedule
+and seed, and differ only in their targets and the negative term, like the paper's ablation (Ori, Pos, Pos+Neg): the
+baseline trains on the original HR, HGGT-Pos on the positive GTs, HGGT on the positive GTs minus the negative term.
+HGGT-Pos against the baseline shows the effect of the positive targets, HGGT against HGGT-Pos that of the negative
+term. Training goes through the real ``basicsr train`` entry
 (:func:`hggt_basicsr.cli.basicsr_cli.main`) in a child process, one per model, with the YAML files of
 ``options/demo/`` resolved for this run (dataset paths, iterations, seed, device, pre-trained weights) and saved under
 ``<out>/options/``. Everything else runs in this process through the library functions
@@ -13,9 +16,9 @@ behind ``hggt make-lq``, ``hggt infer`` and ``hggt evaluate``.
 Output layout (``<out>``, default ``results/demo``)::
 
     data/Train/{images,labels}/0-N/...   data/Test/{images,labels}/...   data/Test/LQ_x4/<stem>.png
-    options/{pretrain_l1,train_baseline,train_hggt}.yml
-    experiments/demo_{l1_pretrain,baseline,hggt}/ (basicsr logs and weights)
-    sr/{l1-pretrain,baseline,hggt}/<stem>_<Suffix>.png   eval/{l1-pretrain,baseline,hggt}.json
+    options/{pretrain_l1,train_baseline,train_hggt_pos,train_hggt}.yml
+    experiments/demo_{l1_pretrain,baseline,hggt_pos,hggt}/ (basicsr logs and weights)
+    sr/{l1-pretrain,baseline,hggt-pos,hggt}/<stem>_<Suffix>.png   eval/{l1-pretrain,baseline,hggt-pos,hggt}.json
     report.md   report.json   comparison.png
 """
 
@@ -56,13 +59,12 @@ class DemoModel:
     suffix: str  # SR file suffix, no '_' (Test-100 naming)
 
 
-#: the shared PSNR-oriented start of both GAN models (evaluated too, as a reference row)
-PRETRAIN_MODEL = DemoModel(
-    'L1-pretrain', 'pretrain_l1.yml', 'original HR, L1 only (start of both GAN models)', 'DemoL1'
-)
-#: the two GAN models compared by the demo, both fine-tuned from PRETRAIN_MODEL
+#: the shared PSNR-oriented start of the GAN models (evaluated too, as a reference row)
+PRETRAIN_MODEL = DemoModel('L1-pretrain', 'pretrain_l1.yml', 'original HR, L1 only (start of the GAN models)', 'DemoL1')
+#: the GAN models compared by the demo (the paper's Ori, Pos and Pos+Neg), all fine-tuned from PRETRAIN_MODEL
 DEMO_MODELS: tuple[DemoModel, ...] = (
     DemoModel('baseline', 'train_baseline.yml', 'original HR (gt_mode original), L1 + GAN', 'DemoBaseline'),
+    DemoModel('HGGT-Pos', 'train_hggt_pos.yml', 'positive GTs only (gt_mode positive), L1 + GAN', 'DemoHGGTPos'),
     DemoModel(
         'HGGT', 'train_hggt.yml', 'positive + negative GTs (gt_mode positive_negative), L1 + GAN − neg', 'DemoHGGT'
     ),
@@ -75,8 +77,8 @@ class DemoSettings:
 
     Attributes:
         out: output folder.
-        iters: GAN training iterations of each of the two compared models (baseline, HGGT).
-        pretrain_iters: iterations of the shared L1 pre-training both GAN models start from.
+        iters: GAN training iterations of each compared model (baseline, HGGT-Pos, HGGT).
+        pretrain_iters: iterations of the shared L1 pre-training the GAN models start from.
         device: ``cpu`` or ``cuda``.
         seed: seeds the data, the test LQ and training.
         data: how the dataset is cut (its seed is replaced by ``seed``).
@@ -496,7 +498,7 @@ def _run_demo(settings: DemoSettings, say: Callable[[str], None]) -> Path:
             'batch': first_opt['datasets']['train'].get('batch_size_per_gpu'),
             'gt_size': first_opt.get('gt_size'),
         }
-    notes = [_method_note(settings, run_settings['network_g'], resolved[DEMO_MODELS[-1].key][0]), *notes]
+    notes = [_method_note(settings, run_settings['network_g'], resolved['HGGT'][0]), *notes]
     report = write_report(
         out,
         models=results,
@@ -505,6 +507,7 @@ def _run_demo(settings: DemoSettings, say: Callable[[str], None]) -> Path:
         settings=run_settings,
         notes=notes,
         diagnostic=diagnostic,
+        compared=[m.key for m in DEMO_MODELS],
     )
     say(f'== report: {report}\n== comparison: {out / "comparison.png"}')
     return report
@@ -517,8 +520,10 @@ def _method_note(settings: DemoSettings, network: str, hggt_opt: dict) -> str:
         f'Paper: RRDB (23 blocks) L1-pretrained on DF2K-OST, then 300K GAN iterations with L1 + perceptual '
         f'+ 0.1 GAN − 300 · L_neg. Demo: tiny {network}, L1-pretrained for {settings.pretrain_iters} iterations '
         f'(the `{PRETRAIN_MODEL.key}` row), then {settings.iters} GAN iterations per model from those weights, '
-        'L1 + 0.1 GAN (no perceptual loss: VGG19 weights cannot be fetched offline); the baseline and HGGT differ '
-        'only in their targets and the negative term. The numbers show the method running end to end, not the '
+        "L1 + 0.1 GAN (no perceptual loss: VGG19 weights cannot be fetched offline). As in the paper's ablation "
+        '(Ori, Pos, Pos+Neg), the three GAN models share nets, schedule and seed and differ only in their targets and '
+        'the negative term: the baseline trains on the original HR, HGGT-Pos on the positive GTs only, HGGT on the '
+        'positive GTs minus the negative term. The numbers show the method running end to end, not the '
         "quality of the paper's models."
     )
     if neg.get('bounded'):

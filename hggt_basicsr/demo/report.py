@@ -193,7 +193,54 @@ def negative_diagnostic(
     return {'groups': [grp[0] for grp in groups], 'crop_border': crop_border, 'models': models}
 
 
-def _diagnostic_section(diagnostic: Mapping) -> list[str]:
+#: the diagnostic sentences: (title, model, against), shown when both models are in the table
+_DIAGNOSTIC_CONTRASTS = (
+    ('Effect of the positive targets', 'HGGT-Pos', 'baseline'),
+    ('Effect of the negative term', 'HGGT', 'HGGT-Pos'),
+    ('Both together', 'HGGT', 'baseline'),
+)
+
+
+def _contrast(title: str, a: Mapping, b: Mapping, a_name: str, b_name: str) -> str:
+    """One sentence: how far model ``a`` moved against model ``b`` in the diagnostic."""
+
+    def diff(key: str, more: str, less: str) -> str:
+        delta = a[key] - b[key]
+        return f'{abs(delta):.3f} {more if delta > 0 else less}'
+
+    text = (
+        f'{title} ({a_name} against {b_name}): {diff("l1_negative", "farther from", "closer to")} the negative GTs, '
+        f'{diff("l1_positive", "farther from", "closer to")} the positive GTs, gap {diff("gap", "larger", "smaller")}'
+    )
+    if a.get('masked_l1_negative') is not None and b.get('masked_l1_negative') is not None:
+        text += f', {diff("masked_l1_negative", "farther from", "closer to")} the negatives inside M'
+    return text + '.'
+
+
+def _extremes(models: Mapping[str, Mapping], compared: Sequence[str]) -> str:
+    """Which model is closest to the positives and which farthest from the negatives (and among ``compared``)."""
+
+    def pick(key: str, names: Sequence[str], best) -> tuple[str, float]:
+        name = best(names, key=lambda n: models[n][key])
+        return name, models[name][key]
+
+    parts = []
+    for key, phrase, best in (
+        ('l1_positive', 'Closest to the positive GTs', min),
+        ('l1_negative', 'farthest from the negative GTs', max),
+    ):
+        name, value = pick(key, list(models), best)
+        part = f'{phrase}: {name} ({value:.3f})'
+        among = [n for n in compared if n in models]
+        if among and name not in among:
+            sub, sub_value = pick(key, among, best)
+            listed = ', '.join(among[:-1]) + f' and {among[-1]}' if len(among) > 1 else among[0]
+            part += f', among {listed}: {sub} ({sub_value:.3f})'
+        parts.append(part)
+    return '; '.join(parts) + '.'
+
+
+def _diagnostic_section(diagnostic: Mapping, compared: Sequence[str] = ()) -> list[str]:
     n = len(diagnostic['groups'])
     lines = [
         '## What the negative term does (demo diagnostic)',
@@ -203,8 +250,9 @@ def _diagnostic_section(diagnostic: Mapping) -> list[str]:
         f"{diagnostic['crop_border']}) of each model's SR output to the group's NEGATIVE GTs and to its POSITIVE "
         "GTs, their gap, and the distance to the negatives inside the negative term's weight map M (paper Eq. 3-4: "
         'where the negative departs from the original more than the positive does; Σ M·|SR − I_n| / Σ M), which is '
-        "what HGGT's −δ·L_neg pushes up. HGGT should end farther from the negatives (↑) and, through its positive "
-        'targets, no farther from the positives (↓) than the baseline.',
+        "what HGGT's −δ·L_neg pushes up. The positive targets should bring HGGT-Pos closer to the positives (↓) than "
+        'the baseline; the negative term should then take HGGT farther from the negatives (↑) than HGGT-Pos, '
+        'ideally no farther from the positives.',
         '',
         '| model | ' + ' | '.join(f'{t} {d}' for t, d, _ in DIAGNOSTIC_COLUMNS.values()) + ' |',
         '| --- |' + ' ---: |' * len(DIAGNOSTIC_COLUMNS),
@@ -214,21 +262,12 @@ def _diagnostic_section(diagnostic: Mapping) -> list[str]:
             f'| {name} | ' + ' | '.join(_fmt(row.get(k), dec) for k, (_, _, dec) in DIAGNOSTIC_COLUMNS.items()) + ' |'
         )
     lines.append('')
-    models = diagnostic['models']
-    if 'HGGT' in models and 'baseline' in models and models['HGGT']['l1_negative'] is not None:
-        h, b = models['HGGT'], models['baseline']
-
-        def diff(key: str, more: str, less: str) -> str:
-            delta = h[key] - b[key]
-            return f'{abs(delta):.3f} {more if delta > 0 else less}'
-
-        text = (
-            f'HGGT against the baseline: {diff("l1_negative", "farther from", "closer to")} the negative GTs, '
-            f'{diff("l1_positive", "farther from", "closer to")} the positive GTs, gap '
-            f'{diff("gap", "larger", "smaller")}, and {diff("masked_l1_negative", "farther from", "closer to")} the '
-            'negatives inside M.'
-        )
-        lines += [text, '']
+    models = {k: v for k, v in diagnostic['models'].items() if v.get('l1_negative') is not None}
+    if models:
+        lines += [_extremes(models, compared), '']
+    for title, a, b in _DIAGNOSTIC_CONTRASTS:
+        if a in models and b in models:
+            lines += [_contrast(title, models[a], models[b], a, b), '']
     return lines
 
 
@@ -272,6 +311,7 @@ def write_report(
     notes: Sequence[str] = (),
     comparison: str | None = 'comparison.png',
     diagnostic: Mapping | None = None,
+    compared: Sequence[str] | None = None,
 ) -> Path:
     """Write ``report.md`` and ``report.json`` into ``out_dir``.
 
@@ -284,12 +324,15 @@ def write_report(
         notes: extra lines (e.g. why LPIPS/DISTS are missing).
         comparison: file name of the comparison figure to link, or None.
         diagnostic: :func:`negative_diagnostic` result, or None to leave its section out.
+        compared: the models the demo compares, in the comparison figure's column order (default: all of
+            ``models``); the diagnostic also names the best of them when a reference row (the L1 start) wins.
 
     Returns:
         The path of ``report.md``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    compared = [m.name for m in models] if compared is None else list(compared)
     lines = [
         '# HGGT demo report',
         '',
@@ -313,9 +356,10 @@ def write_report(
     if notes:
         lines.append('')
     if comparison:
-        lines += [f'![comparison: LR | baseline | HGGT | positive GT]({comparison})', '']
+        columns = ' | '.join(['LR', *compared, 'positive GT'])
+        lines += [f'![comparison: {columns}]({comparison})', '']
     if diagnostic is not None:
-        lines += _diagnostic_section(diagnostic)
+        lines += _diagnostic_section(diagnostic, compared)
     lines += ['## Label statistics of the demo data', '']
     for title, stats in label_stats.items():
         lines += _label_table(title, stats)
@@ -341,6 +385,7 @@ def write_report(
             }
             for m in models
         ],
+        'compared': compared,
         'diagnostic': None if diagnostic is None else dict(diagnostic),
         'label_stats': dict(label_stats),
         'stage_times': dict(stage_times),
