@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from hggt_basicsr.errors import ConfigError, WeightsError
+from hggt_basicsr.errors import WeightsError
 from hggt_basicsr.metrics.metric_common import (
     default_device,
     features_state,
-    image_to_tensor,
+    image_pair,
     load_state_dict_file,
     resolve_weights,
 )
@@ -183,12 +183,15 @@ def calculate_dists(
     Returns:
         The DISTS distance.
     """
-    if test_y_channel:
-        raise ConfigError('calculate_dists: test_y_channel is not supported (DISTS is defined on RGB images)')
-    if np.shape(img) != np.shape(img2):
-        raise ValueError(f'calculate_dists: image shapes differ: {np.shape(img)} vs {np.shape(img2)}')
     model = load_dists(device, weights_path, alpha_beta_path)
     dev = model.alpha.device
-    x = image_to_tensor(img, crop_border=crop_border, input_order=input_order, device=dev)
-    y = image_to_tensor(img2, crop_border=crop_border, input_order=input_order, device=dev)
+    x, y = image_pair(
+        'calculate_dists',
+        img,
+        img2,
+        crop_border=crop_border,
+        input_order=input_order,
+        test_y_channel=test_y_channel,
+        device=dev,
+    )
     return float(dists_distance(model, x, y)[0])

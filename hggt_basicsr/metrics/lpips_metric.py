@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from hggt_basicsr.errors import ConfigError, WeightsError
+from hggt_basicsr.errors import WeightsError
 from hggt_basicsr.metrics.metric_common import (
     default_device,
     features_state,
-    image_to_tensor,
+    image_pair,
     load_state_dict_file,
     resolve_weights,
 )
@@ -139,12 +139,15 @@ def calculate_lpips(
     Returns:
         The LPIPS distance.
     """
-    if test_y_channel:
-        raise ConfigError('calculate_lpips: test_y_channel is not supported (LPIPS is defined on RGB images)')
-    if np.shape(img) != np.shape(img2):
-        raise ValueError(f'calculate_lpips: image shapes differ: {np.shape(img)} vs {np.shape(img2)}')
     model = load_lpips(device, weights_path)
     dev = next(model.parameters()).device
-    x = image_to_tensor(img, crop_border=crop_border, input_order=input_order, device=dev)
-    y = image_to_tensor(img2, crop_border=crop_border, input_order=input_order, device=dev)
+    x, y = image_pair(
+        'calculate_lpips',
+        img,
+        img2,
+        crop_border=crop_border,
+        input_order=input_order,
+        test_y_channel=test_y_channel,
+        device=dev,
+    )
     return float(lpips_distance(model, x, y)[0])

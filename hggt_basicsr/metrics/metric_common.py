@@ -123,3 +123,22 @@ def image_to_tensor(
     if crop_border:
         tensor = tensor[:, :, crop_border:-crop_border, crop_border:-crop_border]
     return tensor
+
+
+def image_pair(
+    metric: str,
+    img: np.ndarray,
+    img2: np.ndarray,
+    *,
+    crop_border: int,
+    input_order: str,
+    test_y_channel: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a basicsr-convention image pair for an RGB-only metric and convert both with :func:`image_to_tensor`."""
+    if test_y_channel:
+        raise ConfigError(f'{metric}: test_y_channel is not supported (the metric is defined on RGB images)')
+    if np.shape(img) != np.shape(img2):
+        raise ValueError(f'{metric}: image shapes differ: {np.shape(img)} vs {np.shape(img2)}')
+    convert = dict(crop_border=crop_border, input_order=input_order, device=device)
+    return image_to_tensor(img, **convert), image_to_tensor(img2, **convert)
