@@ -79,7 +79,8 @@ def per_metric_passes(sr_dir: Path, root: Path, device: str) -> dict[str, float]
     """Upstream-style: one pass per metric, pairs scored one at a time, images decoded in every pass."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
-    from hggt_basicsr.evaluate import load_test_layout, match_sr_files, read_image
+    from hggt_basicsr.data.layout import load_test_layout
+    from hggt_basicsr.evaluate import match_sr_files, read_image
     from hggt_basicsr.metrics.dists_metric import load_dists
     from hggt_basicsr.metrics.lpips_metric import load_lpips
 

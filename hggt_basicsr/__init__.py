@@ -9,7 +9,14 @@ from hggt_basicsr import compat as _compat
 
 _compat.apply()
 
-from hggt_basicsr import archs, data, losses, metrics, models  # noqa: E402,F401  (registration side effects)
+from hggt_basicsr import (  # noqa: E402,F401  (registration side effects)
+    aliases,  # noqa: E402,F401  (upstream names, registered last)
+    archs,
+    data,
+    losses,
+    metrics,
+    models,
+)
 from hggt_basicsr.version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -28,15 +28,19 @@ batch (DiffJPEG's own forward loops over samples with host syncs).
 from __future__ import annotations
 
 import copy
+import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from basicsr.utils.diffjpeg import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 
 from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.kernels import sample_first_kernel
 
 __all__ = [
     'ONE_STAGE_DEFAULTS',
@@ -441,3 +445,52 @@ class Degrader(torch.nn.Module):
             if sinc_kernel is not None:
                 out = blur(out, sinc_kernel)
         return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# deterministic LQ of a test set (make-lq, HGGTMultiGTDataset)
+# --------------------------------------------------------------------------------------------------------------
+_DEGRADERS: dict[str, torch.nn.Module] = {}
+_DEGRADER_LOCK = threading.Lock()
+
+
+def _seed_words(seed: int, stem: str) -> list[int]:
+    digest = hashlib.sha256(f'{int(seed)}:{stem}'.encode()).digest()
+    return [int.from_bytes(digest[i : i + 4], 'little') for i in range(0, 16, 4)]
+
+
+def degrade_original(
+    gt: np.ndarray, stem: str, *, seed: int, scale: int = 4, opt: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """Deterministic one-stage LQ of one original GT: the same bytes for the same (seed, stem) on every machine.
+
+    The blur kernel comes from a ``numpy.random.Generator`` and the degradation draws from a CPU
+    ``torch.Generator``, both seeded from ``sha256(f'{seed}:{stem}')``; the global RNGs are never touched.
+
+    Args:
+        gt: BGR uint8 (H, W, 3) original; H and W divisible by ``scale``.
+        stem: group stem (part of the seed).
+        seed: user seed.
+        scale: down-scaling factor (4 for x4 SR).
+        opt: one-stage degradation and kernel options (upstream keys; defaults: HGGT's training values).
+
+    Returns:
+        BGR uint8 (H / scale, W / scale, 3).
+    """
+    h, w = gt.shape[:2]
+    if h % scale or w % scale:
+        raise DataError(f'{stem}: GT size {h}x{w} is not divisible by the scale {scale}')
+    opt = dict(opt or {})
+    key = repr(sorted(opt.items()))
+    with _DEGRADER_LOCK:
+        if key not in _DEGRADERS:
+            _DEGRADERS[key] = Degrader(opt, prefix='degradation.')
+        degrader = _DEGRADERS[key]
+    words = _seed_words(seed, stem)
+    kernel = sample_first_kernel(opt, np.random.default_rng(words))
+    generator = torch.Generator(device='cpu')
+    generator.manual_seed(int.from_bytes(hashlib.sha256(bytes(str(words), 'ascii')).digest()[:8], 'little') >> 1)
+    x = torch.from_numpy(np.ascontiguousarray(gt[:, :, ::-1])).permute(2, 0, 1)[None].float() / 255.0
+    lq = degrader(x, torch.from_numpy(kernel)[None], out_scale=scale, generator=generator)
+    lq = (lq[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(lq[:, :, ::-1])

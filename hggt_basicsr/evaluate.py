@@ -21,11 +21,9 @@ Layout (``root``): ``images/{original,01..0K}/`` and ``labels/{A,B,C}/``; the tr
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hggt_basicsr.data.layout import _clip, load_test_layout
 from hggt_basicsr.errors import ConfigError, DataError
 
 __all__ = [
@@ -43,131 +42,15 @@ __all__ = [
     'METRICS',
     'EvaluationResult',
     'MultiGTScorer',
-    'TestLayout',
-    'degrade_original',
     'evaluate_folder',
-    'find_images_dir',
-    'load_test_layout',
     'match_sr_files',
     'read_image',
-    'target_versions',
 ]
 
 METRICS: tuple[str, ...] = ('psnr', 'ssim', 'lpips', 'dists')
 BETTER: dict[str, str] = {'psnr': 'higher', 'ssim': 'higher', 'lpips': 'lower', 'dists': 'lower'}
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 POSITIVE = 1
-
-
-# ------------------------------------------------------------------------------------------------------ layout
-def _single_split(folder: Path, marker: Callable[[Path], bool], what: str) -> Path:
-    """``folder`` itself if ``marker(folder)``, else its only sub-folder that satisfies the marker."""
-    if marker(folder):
-        return folder
-    if not folder.is_dir():
-        raise DataError(f'{folder}: no such folder ({what})')
-    subs = sorted(p for p in folder.iterdir() if p.is_dir() and marker(p))
-    if len(subs) == 1:
-        return subs[0]
-    if not subs:
-        raise DataError(f'{folder}: not a {what}')
-    raise DataError(f'{folder}: several splits ({", ".join(p.name for p in subs)}); point at one of them')
-
-
-def find_images_dir(root: str | os.PathLike) -> Path:
-    """``root/images`` (or ``root/images/<split>``, or ``root`` itself) holding ``original/``."""
-    root = Path(root)
-    if (root / 'original').is_dir():
-        return root
-    return _single_split(
-        root / 'images', lambda p: (p / 'original').is_dir(), 'Test-100 images folder (images/original/ missing)'
-    )
-
-
-def _is_labels_dir(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    return any(sub.is_dir() and any(sub.glob('*.json')) for sub in path.iterdir())
-
-
-@dataclass
-class TestLayout:
-    """A multi-GT test set on disk.
-
-    Attributes:
-        images_dir: folder holding ``original/`` and the version folders.
-        labels_dir: folder holding one sub-folder per annotator.
-        groups: the aggregated labels (:class:`hggt_basicsr.labels.GroupLabels`), groups sorted by stem.
-    """
-
-    images_dir: Path
-    labels_dir: Path
-    groups: Any
-
-    @property
-    def stems(self) -> list[str]:
-        return list(self.groups.stems)
-
-    def image_path(self, stem: str, version: str) -> Path:
-        """Path of ``version`` (``'original'``, ``'01'``..) of group ``stem``."""
-        if version == 'original':
-            return self.images_dir / 'original' / f'{stem}.png'
-        return self.images_dir / version / f'{stem}_{version}.png'
-
-    def targets(self, index: int) -> tuple[list[str], bool]:
-        """The versions scored for group ``index``; see :func:`target_versions`."""
-        return target_versions(self.groups.labels[index], self.groups.versions)
-
-
-def target_versions(labels_row: Sequence[int] | np.ndarray, versions: Sequence[str]) -> tuple[list[str], bool]:
-    """The positive versions of one group, or ``['original']`` when it has none.
-
-    Args:
-        labels_row: (K+1,) label codes, column 0 the original.
-        versions: the K version names.
-
-    Returns:
-        ``(versions, fell_back)`` where ``fell_back`` is True when the original stands in.
-    """
-    row = np.asarray(labels_row)
-    positives = [versions[k - 1] for k in range(1, len(row)) if int(row[k]) == POSITIVE]
-    if positives:
-        return positives, False
-    return ['original'], True
-
-
-def load_test_layout(root: str | os.PathLike, *, check_images: bool = True) -> TestLayout:
-    """Read a Test-100-style root: ``images/{original,01..}`` and ``labels/{A,B,C}`` (split nesting accepted).
-
-    Raises:
-        DataError: missing folders, labels without images (listed).
-    """
-    from hggt_basicsr.labels import load_group_labels
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f'{root}: no such folder (expected a test root with images/ and labels/)')
-    images_dir = find_images_dir(root)
-    labels_dir = _single_split(root / 'labels', _is_labels_dir, 'labels folder (labels/<annotator>/<stem>.json)')
-    groups = load_group_labels(labels_dir)
-    if not groups.stems:
-        raise DataError(f'{labels_dir}: no labelled groups')
-    layout = TestLayout(images_dir=images_dir, labels_dir=labels_dir, groups=groups)
-    if check_images:
-        missing = []
-        for i, stem in enumerate(groups.stems):
-            versions, _ = layout.targets(i)
-            for version in ('original', *versions):
-                if not layout.image_path(stem, version).is_file():
-                    missing.append(str(layout.image_path(stem, version)))
-        if missing:
-            raise DataError(f'{len(missing)} GT image(s) missing: ' + ', '.join(_clip(missing)))
-    return layout
-
-
-def _clip(items: Sequence[str], limit: int = 10) -> list[str]:
-    items = list(items)
-    return items if len(items) <= limit else [*items[:limit], f'... ({len(items) - limit} more)']
 
 
 # ------------------------------------------------------------------------------------------------------ matching
@@ -494,53 +377,3 @@ def evaluate_folder(
             bar.close()
     mean = {m: float(np.mean([e[m] for e in per_image.values()])) for m in scorer.metrics}
     return EvaluationResult(mean=mean, per_image=per_image, fallback=fallback, metrics=scorer.metrics)
-
-
-# ------------------------------------------------------------------------------------------------------ LQ
-_DEGRADERS: dict[str, torch.nn.Module] = {}
-_DEGRADER_LOCK = threading.Lock()
-
-
-def _seed_words(seed: int, stem: str) -> list[int]:
-    digest = hashlib.sha256(f'{int(seed)}:{stem}'.encode()).digest()
-    return [int.from_bytes(digest[i : i + 4], 'little') for i in range(0, 16, 4)]
-
-
-def degrade_original(
-    gt: np.ndarray, stem: str, *, seed: int, scale: int = 4, opt: Mapping[str, Any] | None = None
-) -> np.ndarray:
-    """Deterministic one-stage LQ of one original GT: the same bytes for the same (seed, stem) on every machine.
-
-    The blur kernel comes from a ``numpy.random.Generator`` and the degradation draws from a CPU
-    ``torch.Generator``, both seeded from ``sha256(f'{seed}:{stem}')``; the global RNGs are never touched.
-
-    Args:
-        gt: BGR uint8 (H, W, 3) original; H and W divisible by ``scale``.
-        stem: group stem (part of the seed).
-        seed: user seed.
-        scale: down-scaling factor (4 for x4 SR).
-        opt: one-stage degradation and kernel options (upstream keys; defaults: HGGT's training values).
-
-    Returns:
-        BGR uint8 (H / scale, W / scale, 3).
-    """
-    from hggt_basicsr.degradations import Degrader
-    from hggt_basicsr.kernels import sample_first_kernel
-
-    h, w = gt.shape[:2]
-    if h % scale or w % scale:
-        raise DataError(f'{stem}: GT size {h}x{w} is not divisible by the scale {scale}')
-    opt = dict(opt or {})
-    key = repr(sorted(opt.items()))
-    with _DEGRADER_LOCK:
-        if key not in _DEGRADERS:
-            _DEGRADERS[key] = Degrader(opt, prefix='degradation.')
-        degrader = _DEGRADERS[key]
-    words = _seed_words(seed, stem)
-    kernel = sample_first_kernel(opt, np.random.default_rng(words))
-    generator = torch.Generator(device='cpu')
-    generator.manual_seed(int.from_bytes(hashlib.sha256(bytes(str(words), 'ascii')).digest()[:8], 'little') >> 1)
-    x = torch.from_numpy(np.ascontiguousarray(gt[:, :, ::-1])).permute(2, 0, 1)[None].float() / 255.0
-    lq = degrader(x, torch.from_numpy(kernel)[None], out_scale=scale, generator=generator)
-    lq = (lq[0].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
-    return np.ascontiguousarray(lq[:, :, ::-1])

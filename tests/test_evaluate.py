@@ -13,8 +13,9 @@ from layout import group_image, make_hggt_tree
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr.cli.hggt import main as hggt_main
+from hggt_basicsr.data.layout import target_versions
 from hggt_basicsr.errors import DataError
-from hggt_basicsr.evaluate import evaluate_folder, match_sr_files, target_versions
+from hggt_basicsr.evaluate import evaluate_folder, match_sr_files
 from hggt_basicsr.metrics import lpips_metric
 from hggt_basicsr.metrics.dists_metric import calculate_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips

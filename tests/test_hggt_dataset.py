@@ -13,7 +13,7 @@ import torch
 from layout import group_image, make_hggt_tree, uniform_group
 
 import hggt_basicsr  # noqa: F401
-from hggt_basicsr.data.df2k_dataset import HGGTFolderDataset
+from hggt_basicsr.data.folder_dataset import HGGTFolderDataset
 from hggt_basicsr.data.hggt_dataset import HGGTDataset
 from hggt_basicsr.data.image_store import make_lmdb
 from hggt_basicsr.errors import ConfigError, DataError

@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
-    from hggt_basicsr.evaluate import IMAGE_EXTENSIONS, degrade_original, find_images_dir, read_image
+    from hggt_basicsr.data.layout import find_images_dir
+    from hggt_basicsr.degradations import degrade_original
+    from hggt_basicsr.evaluate import IMAGE_EXTENSIONS, read_image
 
     opt = _degradation_options(args.opt)
     originals = find_images_dir(args.root) / 'original'

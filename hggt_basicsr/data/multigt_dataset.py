@@ -51,8 +51,8 @@ class HGGTMultiGTDataset(data.Dataset):
 
     def __init__(self, opt: dict) -> None:
         super().__init__()
+        from hggt_basicsr.data.layout import load_test_layout
         from hggt_basicsr.degradations import ONE_STAGE_DEFAULTS
-        from hggt_basicsr.evaluate import load_test_layout
         from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options
 
         self.opt = opt
@@ -108,7 +108,8 @@ class HGGTMultiGTDataset(data.Dataset):
         return len(self.stems)
 
     def _lq(self, stem: str, original: np.ndarray) -> tuple[np.ndarray, str]:
-        from hggt_basicsr.evaluate import degrade_original, read_image
+        from hggt_basicsr.degradations import degrade_original
+        from hggt_basicsr.evaluate import read_image
 
         if self.lq_paths is not None:
             return read_image(self.lq_paths[stem]), str(self.lq_paths[stem])

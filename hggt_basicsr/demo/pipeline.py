@@ -212,7 +212,8 @@ def _train(
 def _make_lq(data: DemoData, lq_dir: Path, *, seed: int, scale: int, degradation: dict) -> dict[str, Path]:
     import cv2
 
-    from hggt_basicsr.evaluate import degrade_original, read_image
+    from hggt_basicsr.degradations import degrade_original
+    from hggt_basicsr.evaluate import read_image
 
     lq_dir.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -336,6 +337,7 @@ def _run_demo(settings: DemoSettings, say: Callable[[str], None]) -> Path:
     import json
 
     import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
+    from hggt_basicsr.data.layout import load_test_layout
     from hggt_basicsr.demo.report import (
         ModelResult,
         label_statistics,
@@ -343,7 +345,7 @@ def _run_demo(settings: DemoSettings, say: Callable[[str], None]) -> Path:
         negative_diagnostic,
         write_report,
     )
-    from hggt_basicsr.evaluate import evaluate_folder, load_test_layout
+    from hggt_basicsr.evaluate import evaluate_folder
 
     if settings.iters < 1:
         raise ConfigError(f'--iters: expected a positive number of iterations, got {settings.iters}')

@@ -140,7 +140,8 @@ def negative_diagnostic(
     """
     import torch
 
-    from hggt_basicsr.evaluate import load_test_layout, match_sr_files
+    from hggt_basicsr.data.layout import load_test_layout
+    from hggt_basicsr.evaluate import match_sr_files
     from hggt_basicsr.labels import LABEL_CODES
     from hggt_basicsr.losses.hggt_negative_loss import negative_weight_map
 
