@@ -23,6 +23,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['hggt_basicsr', 'hggt_basicsr.*']),
     include_package_data=True,
+    package_data={'hggt_basicsr.demo': ['options/*.yml', 'seed_spread.json']},  # `hggt demo` from a wheel
     install_requires=read_requirements(),
     extras_require={
         'dev': ['pytest>=7', 'ruff>=0.5'],

@@ -1,6 +1,6 @@
 """Tiled enhancement throughput (megapixels per second) of the HGGT enhancers at full width.
 
-Runs the exact code path of ``hggt enhance`` (:func:`hggt_basicsr.enhance.enhance_image`: uint8 BGR in, tiled
+Runs the exact code path of ``hggt enhance`` (:func:`hggt_basicsr.infer.infer_image` at scale 1: uint8 BGR in, tiled
 inference, uint8 BGR out) with random weights on a random image, for RCANNoUp (64 feat, 10x20 RCAB) and ELAN
 (180 ch, 36 blocks).
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
-from hggt_basicsr.enhance import build_arch, enhance_image
+from hggt_basicsr.infer import build_arch, infer_image
 
 
 def _sync(device: torch.device) -> None:
@@ -36,14 +36,14 @@ def bench(arch: str, img: np.ndarray, *, tile: int, tile_pad: int, device: torch
     net = build_arch(arch).to(device).eval()
     params = sum(p.numel() for p in net.parameters())
     small = np.ascontiguousarray(img[: min(64, img.shape[0]), : min(64, img.shape[1])])
-    enhance_image(net, small, tile=None, tile_pad=0, device=device)  # warm-up (kernels, allocator)
+    infer_image(net, small, scale=1, tile=None, tile_pad=0, device=device)  # warm-up (kernels, allocator)
     _sync(device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        out = enhance_image(net, img, tile=tile, tile_pad=tile_pad, device=device)
+        out = infer_image(net, img, scale=1, tile=tile, tile_pad=tile_pad, device=device)
         _sync(device)
         times.append(time.perf_counter() - start)
     assert out.shape == img.shape

@@ -28,13 +28,19 @@ import torch
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 
+# isort: split
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from torchvision.models.vgg import cfgs, make_layers
+
+from hggt_basicsr.data.layout import load_test_layout
+from hggt_basicsr.evaluate import evaluate_folder, match_sr_files
+from hggt_basicsr.io import read_image
+from hggt_basicsr.labels import write_annotation
+from hggt_basicsr.metrics.dists_metric import VGG16_FILE, load_dists
+from hggt_basicsr.metrics.lpips_metric import ALEXNET_FILE, load_lpips
+
 
 def write_random_backbones(torch_home: Path) -> None:
-    from torchvision.models.vgg import cfgs, make_layers
-
-    from hggt_basicsr.metrics.dists_metric import VGG16_FILE
-    from hggt_basicsr.metrics.lpips_metric import ALEXNET_FILE
-
     folder = torch_home / 'hub' / 'checkpoints'
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -51,8 +57,6 @@ def write_random_backbones(torch_home: Path) -> None:
 
 
 def build_test_set(root: Path, groups: int, size: int) -> Path:
-    from hggt_basicsr.labels import write_annotation
-
     rng = np.random.default_rng(0)
     labels = ['Positive', 'Positive', 'Positive', 'Similar']
     sr_dir = root / 'sr'
@@ -77,12 +81,6 @@ def build_test_set(root: Path, groups: int, size: int) -> Path:
 
 def per_metric_passes(sr_dir: Path, root: Path, device: str) -> dict[str, float]:
     """Upstream-style: one pass per metric, pairs scored one at a time, images decoded in every pass."""
-    from basicsr.metrics import calculate_psnr, calculate_ssim
-
-    from hggt_basicsr.data.layout import load_test_layout
-    from hggt_basicsr.evaluate import match_sr_files, read_image
-    from hggt_basicsr.metrics.dists_metric import load_dists
-    from hggt_basicsr.metrics.lpips_metric import load_lpips
 
     layout = load_test_layout(root)
     files = match_sr_files(sr_dir, layout.stems)
@@ -125,9 +123,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from hggt_basicsr.evaluate import evaluate_folder
-    from hggt_basicsr.metrics.dists_metric import load_dists
-    from hggt_basicsr.metrics.lpips_metric import load_lpips
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

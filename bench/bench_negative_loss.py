@@ -1,7 +1,7 @@
 """Benchmark: HGGT generator-loss assembly, vectorised vs an upstream-style per-sample loop.
 
 What is timed (forward + backward, after the pool): choose one positive per sample for the L1 target, gather it,
-L1; choose a negative and an independent positive per sample, build the refined weight map (§3.5) and the masked
+L1; choose a negative and an independent positive per sample, build the refined weight map (Eq. 3-4) and the masked
 negative L1; ``L = L1 − L_neg``; ``backward()``. The generator output is a leaf tensor (no network), so the
 figures isolate the loss assembly.
 

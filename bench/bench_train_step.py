@@ -106,6 +106,7 @@ def main() -> None:
 
     def step_hggt(it: int) -> None:
         hggt.lq, hggt.gts, hggt.labels, hggt.votes = lq, gts, labels, votes
+        hggt._select_targets()  # the last part of feed_data
         hggt.optimize_parameters(it)
 
     def step_hggt_data(it: int) -> None:

@@ -1,14 +1,8 @@
 """The one I/O and weights layer: images, checkpoints, pretrained backbone weights, devices.
 
-Every module of the package reads and writes images, loads checkpoints and finds backbone weights through here,
-so each rule (which extensions count as images, how a corrupt file is reported, which checkpoint key wins, where
-weights are looked for, when they are downloaded) is written once.
-
-Pretrained backbones (VGG19 of the perceptual loss, AlexNet of LPIPS, VGG16 of DISTS) are looked up the way basicsr
-and torchvision users expect: an explicit path, an environment variable, basicsr's
-``experiments/pretrained_models/`` (cwd), then torch's hub cache ``$TORCH_HOME/hub/checkpoints/``; when none holds
-the file it is downloaded into the hub cache like torchvision does, with the hash in its file name checked.
-``HGGT_OFFLINE=1`` (or a failed download) stops with one line naming the file, the URL and where to put it.
+Each rule (which extensions are images, how a bad file is reported, which checkpoint key wins, where backbone
+weights are looked for, when they are downloaded: :func:`find_weights`) is written once, here. No basicsr import:
+:mod:`hggt_basicsr.compat` uses this module before basicsr is imported.
 """
 
 from __future__ import annotations
@@ -27,24 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from hggt_basicsr.errors import DataError, WeightsError
-
-__all__ = [
-    'IMAGE_EXTENSIONS',
-    'OFFLINE_ENV',
-    'atomic_torch_save',
-    'default_device',
-    'download_weights',
-    'find_weights',
-    'image_to_tensor',
-    'list_images',
-    'load_checkpoint',
-    'load_weights',
-    'read_image',
-    'state_dict_of',
-    'tensor_to_image',
-    'write_image',
-]
+from hggt_basicsr.errors import ConfigError, DataError, WeightsError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 OFFLINE_ENV = 'HGGT_OFFLINE'
@@ -52,11 +29,7 @@ OFFLINE_ENV = 'HGGT_OFFLINE'
 
 # ---------------------------------------------------------------------------------------------------- images
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
-    """Image files of ``folder`` sorted by path, hidden files skipped.
-
-    Raises:
-        DataError: the folder does not exist or holds no image.
-    """
+    """Image files of ``folder`` sorted by path, hidden files skipped; DataError when there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f'{folder}: no such image folder')
@@ -87,11 +60,7 @@ def decode_image(buf: bytes | np.ndarray, where: str) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """BGR uint8 (H, W, 3) image.
-
-    Raises:
-        DataError: naming the file, when it is missing or cannot be decoded.
-    """
+    """BGR uint8 (H, W, 3) image; DataError naming the file when it is missing or cannot be decoded."""
     try:
         data = np.fromfile(os.fspath(path), dtype=np.uint8)
     except OSError:
@@ -128,26 +97,27 @@ def tensor_to_image(x: torch.Tensor) -> np.ndarray:
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; ``None`` means CUDA when available, else the CPU."""
+    """``device`` as a usable torch.device (ConfigError naming it otherwise); ``None``: CUDA when available."""
     if device is None:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ConfigError(f'device {str(device)!r}: not usable here ({str(exc).strip().splitlines()[0]})') from None
+    return device
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 def load_checkpoint(path: str | os.PathLike, what: str = 'checkpoint') -> dict:
-    """``torch.load(path, map_location='cpu', weights_only=True)``.
-
-    Raises:
-        WeightsError: naming the file and the reason (missing, truncated, not plain tensors and containers).
-    """
+    """``torch.load(path, map_location='cpu', weights_only=True)``; WeightsError naming the file and the reason."""
     if not os.path.isfile(path):
-        raise WeightsError(f'{what} {os.fspath(path)!r} does not exist')
+        raise WeightsError(f'no such {what} {os.fspath(path)!r}')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f'cannot load {what} {os.fspath(path)!r}: {reason}') from exc
+        raise WeightsError(f'cannot read {what} {os.fspath(path)!r}: {reason}') from exc
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
@@ -160,36 +130,27 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
 def state_dict_of(
     ckpt: Mapping, path: str | os.PathLike, param_key: str | None = None, *, prefer=('params_ema', 'params')
 ) -> tuple[dict[str, torch.Tensor], str | None]:
-    """The state dict inside a checkpoint: ``param_key`` if given, else the first of ``prefer`` present, else the
-    whole mapping; ``module.`` prefixes (DataParallel / DDP) removed.
+    """The state dict in a checkpoint and the key used (``None``: the bare mapping); ``module.`` prefixes removed.
 
-    Returns:
-        The state dict and the key used (``None`` for a bare state dict).
+    ``param_key`` if given, else the first key of ``prefer`` present, else the whole mapping.
     """
     if not isinstance(ckpt, Mapping):
         raise WeightsError(f'{path}: not a state dict (got {type(ckpt).__name__})')
-    if param_key is not None:
-        if param_key not in ckpt:
-            raise WeightsError(f'{path}: no key {param_key!r} (keys: {", ".join(map(str, list(ckpt)[:8]))})')
-        used = param_key
-    else:
-        used = next((k for k in prefer if isinstance(ckpt.get(k), Mapping)), None)
+    used = param_key if param_key is not None else next((k for k in prefer if isinstance(ckpt.get(k), Mapping)), None)
+    if used is not None and used not in ckpt:
+        raise WeightsError(f'{path}: no key {used!r} (keys: {", ".join(map(str, list(ckpt)[:8]))})')
     state = ckpt[used] if used is not None else ckpt
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f'{path}: no state dict of tensors found (tried {param_key or ", ".join(prefer)})')
-    return {(k[len('module.') :] if k.startswith('module.') else k): v for k, v in state.items()}, used
+        tried = param_key or ', '.join([*prefer, 'the whole file'])
+        raise WeightsError(f'{path}: no state dict of tensors found (tried {tried})')
+    return {k.removeprefix('module.'): v for k, v in state.items()}, used
 
 
-def load_weights(
-    net: torch.nn.Module, path: str | os.PathLike, *, param_key: str | None = None, strict: bool = True
-) -> str | None:
-    """Load a checkpoint into ``net`` (see :func:`state_dict_of` for the key); returns the key used.
-
-    Raises:
-        WeightsError: missing / unreadable file, missing key, or weights that do not fit the arch (the message
-            lists missing, unexpected and mis-shaped keys).
-    """
-    state, used = state_dict_of(load_checkpoint(path, 'weights file'), path, param_key)
+def load_state_dict(
+    net: torch.nn.Module, state: Mapping, path: str | os.PathLike, *, strict: bool = True, name: str | None = None
+) -> None:
+    """``net.load_state_dict(state)``; WeightsError naming ``path`` and listing missing, unexpected and mis-shaped
+    keys (``strict=False`` ignores missing and unexpected keys, as torch does; shapes must always fit)."""
     own = net.state_dict()
     missing = [k for k in own if k not in state] if strict else []
     unexpected = [k for k in state if k not in own] if strict else []
@@ -197,98 +158,97 @@ def load_weights(
     if missing or unexpected or mismatched:
         parts = [
             f'{len(keys)} {label} key(s) e.g. {", ".join(keys[:3])}'
-            for label, keys in (('missing', missing), ('unexpected', unexpected), ('wrong shape', mismatched))
+            for label, keys in (('missing', missing), ('unexpected', unexpected), ('size mismatch', mismatched))
             if keys
         ]
-        raise WeightsError(f'{path}: weights do not fit {type(net).__name__} ({"; ".join(parts)}); check the arch')
+        raise WeightsError(f'{path}: does not fit {name or type(net).__name__} ({"; ".join(parts)})')
     net.load_state_dict(state, strict=strict)
+
+
+def load_weights(
+    net: torch.nn.Module, path: str | os.PathLike, param_key: str | None = None, *, strict: bool = True
+) -> str | None:
+    """Load a checkpoint into ``net`` (key chosen by :func:`state_dict_of`); returns the key used."""
+    state, used = state_dict_of(load_checkpoint(path, 'weights file'), path, param_key)
+    load_state_dict(net, state, path, strict=strict)
     return used
 
 
-# ---------------------------------------------------------------------------------------------------- backbones
+def backbone_features(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
+    """The ``features.*`` entries (prefix removed) of a torchvision classifier file, full or features-only."""
+    state, _ = state_dict_of(load_checkpoint(path, f'{what} weights'), path, prefer=('state_dict', 'params'))
+    features = {k.removeprefix('features.'): v for k, v in state.items() if k.startswith('features.')}
+    if not features:
+        raise WeightsError(f'{what}: {os.fspath(path)!r} has no features.* entries (expected a torchvision file)')
+    return features
+
+
+# ---------------------------------------------------------------------------------------------------- downloads
 def hub_checkpoint_dir() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` as torch resolves it now (honours TORCH_HOME / XDG_CACHE_HOME)."""
     return Path(torch.hub.get_dir()) / 'checkpoints'
 
 
-def _offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, '').strip().lower() not in ('', '0', 'false', 'no')
+def download_weights(url: str, dest: str | os.PathLike) -> Path:
+    """Download ``url`` to ``dest`` through a ``.part`` file that is removed on any failure.
 
-
-def download_weights(url: str, dest: str | os.PathLike, *, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` through ``<dest>.<random>.part``; the part file is removed on any failure.
-
-    The file is checked against the Content-Length the server announced and, when the file name carries one
-    (torchvision's ``name-<sha256 prefix>.pth``), against the hash prefix.
-
-    Raises:
-        WeightsError: the download failed, was cut short, or the hash does not match (one line with the URL).
+    The size is checked against the announced Content-Length and, when the file name carries one (torchvision's
+    ``name-<sha256 prefix>.pth``), the sha256 against that prefix. WeightsError (one line with the URL) otherwise.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    match = re.search(r'-([a-f0-9]{6,})\.', dest.name)
+    expected = re.search(r'-([a-f0-9]{6,})\.', dest.name)
     fd, part = tempfile.mkstemp(prefix=dest.name + '.', suffix='.part', dir=dest.parent)
-    sha = hashlib.sha256()
-    received = 0
+    sha, received = hashlib.sha256(), 0
     try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - user's URL
+        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - known URLs
             total = resp.headers.get('Content-Length')
-            total = int(total) if total and total.isdigit() else None
-            if progress:
-                print(f'Downloading {url} to {dest}', file=sys.stderr, flush=True)
+            sys.stderr.write(f'Downloading: "{url}" to {dest}\n')  # as torch.hub announces its downloads
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
                 sha.update(chunk)
                 received += len(chunk)
-        if total is not None and received != total:
+        if total and total.isdigit() and received != int(total):
             raise WeightsError(f'download of {url} stopped after {received} of {total} bytes')
-        if match and not sha.hexdigest().startswith(match.group(1)):
-            raise WeightsError(
-                f'download of {url}: sha256 {sha.hexdigest()[: len(match.group(1))]} does not match '
-                f'{match.group(1)} in the file name'
-            )
+        if expected and not sha.hexdigest().startswith(expected.group(1)):
+            raise WeightsError(f'download of {url}: sha256 {sha.hexdigest()[:12]}... does not match {dest.name}')
         os.replace(part, dest)
         return dest
     except (OSError, urllib.error.URLError, ValueError) as exc:
-        reason = getattr(exc, 'reason', None) or exc
-        raise WeightsError(f'download of {url} failed: {reason}') from None
+        raise WeightsError(f'download of {url} failed: {getattr(exc, "reason", None) or exc}') from None
     finally:
         if os.path.exists(part):
             os.remove(part)
 
 
-def find_weights(
-    url: str, *, what: str, path: str | os.PathLike | None = None, env: str | None = None, download: bool = True
-) -> Path:
-    """A local file of the pretrained weights published at ``url``, downloaded into the hub cache if needed.
+def find_weights(url: str, *, what: str, path: str | os.PathLike | None = None, env: str | None = None) -> Path:
+    """A local file of the pretrained weights published at ``url`` (torchvision's URL; its base name is the file).
 
-    Looked for, in order: ``path`` (must exist), ``$env`` (must exist), ``experiments/pretrained_models/<file>``
-    (basicsr's place, cwd-relative), ``$TORCH_HOME/hub/checkpoints/<file>``. Then the file is downloaded there,
-    unless ``download`` is false or ``$HGGT_OFFLINE`` is set.
-
-    Args:
-        url: torchvision's URL of the file; its base name is the file name looked for.
-        what: the purpose, for messages (e.g. ``'LPIPS (AlexNet backbone)'``).
-        path: an explicit file (CLI flag or option).
-        env: environment variable that may name the file.
-        download: allow the download.
+    Looked for in order: ``path`` (explicit, must exist), ``$env`` (must exist), ``experiments/pretrained_models/``
+    (basicsr's place, cwd-relative), ``$TORCH_HOME/hub/checkpoints/``; then downloaded into the latter unless
+    ``$HGGT_OFFLINE`` is set. ``what`` names the purpose in messages.
 
     Raises:
         WeightsError: one line naming the file, the URL and where to put it.
     """
     filename = url.rsplit('/', 1)[-1]
-    for source, given in (('path', path), (f'${env}', os.environ.get(env) if env else None)):
-        if given:
-            candidate = Path(given).expanduser()
-            if not candidate.is_file():
-                raise WeightsError(f'{what}: {source} names {str(candidate)!r}, which does not exist')
-            return candidate
     cached = hub_checkpoint_dir() / filename
+    if path is not None:
+        if not Path(path).expanduser().is_file():
+            raise WeightsError(
+                f'{what}: weights file {os.fspath(path)!r} does not exist (or put {filename} at {cached})'
+            )
+        return Path(path).expanduser()
+    if env and os.environ.get(env):
+        given = Path(os.environ[env]).expanduser()
+        if not given.is_file():
+            raise WeightsError(f'{what}: ${env} points to {str(given)!r}, which does not exist')
+        return given
     for candidate in (Path('experiments', 'pretrained_models', filename), cached):
         if candidate.is_file():
             return candidate
-    where = f'put {filename} from {url} at {cached}' + (f' or name it with ${env}' if env else '')
-    if not download or _offline():
+    where = f'put {filename} from {url} at {cached}' + (f' or name the file with ${env}' if env else '')
+    if os.environ.get(OFFLINE_ENV, '').strip().lower() not in ('', '0', 'false', 'no'):
         raise WeightsError(f'{what}: weights {filename} not found and downloads are off (${OFFLINE_ENV}); {where}')
     try:
         return download_weights(url, cached)

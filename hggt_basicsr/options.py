@@ -35,21 +35,20 @@ def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
 @dataclass(frozen=True)
 class Opt:
-    """One option.
-
-    Attributes:
-        kind: ``int``, ``num``, ``bool``, ``str``, ``range`` (``[low, high]`` with low <= high), ``nums`` (a list of
-            ``length`` numbers), ``names`` (a non-empty list of strings from ``choices``), ``map`` (a mapping) or
-            ``any``.
-        default: the value when the key is missing or null (:data:`REQUIRED`: it must be given). ``None`` keeps
-            the option optional.
-        lo, hi: inclusive bounds of numbers (of both ends of a range, of each list entry).
-        choices: allowed strings (``str``, ``names``).
-        length: length of a ``nums`` list.
-        odd: an ``int`` must be odd.
-    """
+    """One option: ``kind`` is ``int``, ``num``, ``bool``, ``str``, ``range`` (``[low, high]``, low <= high), ``nums``
+    (``length`` numbers), ``names`` (a non-empty list of ``choices``), ``map`` or ``any``; ``default`` applies when the
+    key is missing or null (:data:`REQUIRED`: it must be given; ``None``: optional); ``lo`` / ``hi`` bound numbers
+    inclusively (both ends of a range, each list entry); ``choices`` are the allowed strings; ``odd`` ints only."""
 
     kind: str
     default: Any = REQUIRED
@@ -62,77 +61,56 @@ class Opt:
     def describe(self) -> str:
         """What is allowed, in words."""
         bounds = self._bounds()
-        if self.kind == 'int':
-            return f'{"an odd" if self.odd else "an"} integer{bounds}'
-        if self.kind == 'num':
-            return f'a number{bounds}'
-        if self.kind == 'bool':
-            return 'true or false'
-        if self.kind == 'str':
-            return f'one of {", ".join(self.choices)}' if self.choices else 'a string'
-        if self.kind == 'range':
-            return f'[low, high] with low <= high{bounds.replace(" in", ", both in")}'
-        if self.kind == 'nums':
-            return f'a list of {self.length or "some"} numbers{bounds.replace(" in", ", each in")}'
-        if self.kind == 'names':
-            return f'a non-empty list of {", ".join(self.choices)}' if self.choices else 'a non-empty list of names'
-        if self.kind == 'map':
-            return 'a mapping'
-        return 'a value'
+        both, each = (f',{w}{bounds}' if bounds else '' for w in (' both', ' each'))
+        one_of = f'one of {", ".join(self.choices)}' if self.choices else ''
+        return {
+            'int': f'{"an odd" if self.odd else "an"} integer{bounds}',
+            'num': f'a number{bounds}',
+            'bool': 'true or false',
+            'str': one_of or 'a string',
+            'range': f'[low, high] with low <= high{both}',
+            'nums': f'a list of {self.length or "some"} numbers{each}',
+            'names': f'a non-empty list of {", ".join(self.choices)}' if self.choices else 'a non-empty list of names',
+            'map': 'a mapping',
+        }.get(self.kind, 'a value')
 
     def _bounds(self) -> str:
-        if self.lo == -math.inf and self.hi == math.inf:
-            return ''
-        if self.hi == math.inf:
-            return f' >= {_fmt(self.lo)}'
         if self.lo == -math.inf:
-            return f' <= {_fmt(self.hi)}'
-        return f' in [{_fmt(self.lo)}, {_fmt(self.hi)}]'
+            return '' if self.hi == math.inf else f' <= {_fmt(self.hi)}'
+        return f' >= {_fmt(self.lo)}' if self.hi == math.inf else f' in [{_fmt(self.lo)}, {_fmt(self.hi)}]'
 
-    def _in_bounds(self, x: float) -> bool:
-        return self.lo <= x <= self.hi
+    def _num_ok(self, x: Any) -> bool:
+        return _is_num(x) and self.lo <= x <= self.hi
 
     def check(self, value: Any, path: str) -> Any:
-        """The checked (normalised) value; ConfigError naming ``path`` otherwise."""
+        """The checked (normalised: ``num`` -> float, lists -> list) value; ConfigError naming ``path`` otherwise."""
         kind = self.kind
-        ok = True
         if kind == 'int':
-            ok = isinstance(value, int) and not isinstance(value, bool) and self._in_bounds(value)
-            ok = ok and not (self.odd and value % 2 == 0)
+            ok = isinstance(value, int) and self._num_ok(value) and not (self.odd and value % 2 == 0)
         elif kind == 'num':
-            ok = _is_num(value) and self._in_bounds(value)
-            value = float(value) if ok else value
+            ok = self._num_ok(value)
         elif kind == 'bool':
             ok = isinstance(value, bool)
         elif kind == 'str':
             ok = isinstance(value, str) and (self.choices is None or value in self.choices)
         elif kind in ('range', 'nums'):
             ok = (
-                isinstance(value, Sequence)
-                and not isinstance(value, str)
+                _is_list(value)
                 and len(value) == (2 if kind == 'range' else self.length or len(value))
-                and len(value) > 0
-                and all(_is_num(x) and self._in_bounds(x) for x in value)
+                and all(self._num_ok(x) for x in value)
                 and (kind == 'nums' or value[0] <= value[1])
             )
-            value = [float(x) for x in value] if ok else value
         elif kind == 'names':
-            ok = (
-                isinstance(value, Sequence)
-                and not isinstance(value, str)
-                and len(value) > 0
-                and all(isinstance(x, str) and (self.choices is None or x in self.choices) for x in value)
-            )
-            value = list(value) if ok else value
-        elif kind == 'map':
-            ok = isinstance(value, Mapping)
+            ok = _is_list(value) and all(isinstance(x, str) and x in (self.choices or (x,)) for x in value)
+        else:
+            ok = kind != 'map' or isinstance(value, Mapping)
         if not ok:
             raise ConfigError(f'{path}: expected {self.describe()}, got {value!r}')
-        return value
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
+        if kind == 'num':
+            return float(value)
+        if kind in ('range', 'nums'):
+            return [float(x) for x in value]
+        return list(value) if kind == 'names' else value
 
 
 def check_unknown(opt: Mapping, allowed: Iterable[str], where: str) -> None:
@@ -146,22 +124,13 @@ def check_unknown(opt: Mapping, allowed: Iterable[str], where: str) -> None:
 
 
 def check_section(
-    opt: Mapping | None,
-    schema: Mapping[str, Opt],
-    where: str,
-    *,
-    ignore: Iterable[str] | None = (),
+    opt: Mapping | None, schema: Mapping[str, Opt], where: str, *, ignore: Iterable[str] | None = ()
 ) -> dict[str, Any]:
-    """Check a section against ``schema`` and return every schema key with its value or default.
+    """Check a section against ``schema``; return every schema key with its checked value or its default.
 
-    Args:
-        opt: the section (``None`` is an empty section).
-        schema: key -> :class:`Opt`.
-        where: the section's option path for messages (``datasets.train``); ``''`` for the top level.
-        ignore: keys accepted without a check (e.g. basicsr's own loader keys); ``None`` accepts every other key.
-
-    Raises:
-        ConfigError: an unknown key, a missing required key, or a bad value, naming ``<where>.<key>``.
+    ``where`` is the section's option path for messages (``datasets.train``; ``''`` for the top level). Keys in
+    ``ignore`` are accepted without a check (e.g. basicsr's own loader keys); ``ignore=None`` accepts every other
+    key. Raises ConfigError for an unknown key, a missing required key or a bad value, naming ``<where>.<key>``.
     """
     opt = opt or {}
     if not isinstance(opt, Mapping):
@@ -172,10 +141,10 @@ def check_section(
     out = {}
     for key, spec in schema.items():
         value = opt.get(key)
-        if value is None:
-            if spec.default is REQUIRED:
-                raise ConfigError(f'{prefix}{key}: required option is missing ({spec.describe()})')
-            out[key] = spec.default
-        else:
+        if value is not None:
             out[key] = spec.check(value, prefix + key)
+        elif spec.default is REQUIRED:
+            raise ConfigError(f'{prefix}{key}: required option is missing ({spec.describe()})')
+        else:
+            out[key] = spec.default
     return out

@@ -2,7 +2,7 @@
 
 import sys
 
-from hggt_basicsr.cli.basicsr_cli import test_main
+from hggt_basicsr.cli.basicsr_cli import main
 
 if __name__ == '__main__':
-    sys.exit(test_main())
+    sys.exit(main(['test', *sys.argv[1:]]))

@@ -2,7 +2,7 @@
 
 import sys
 
-from hggt_basicsr.cli.basicsr_cli import train_main
+from hggt_basicsr.cli.basicsr_cli import main
 
 if __name__ == '__main__':
-    sys.exit(train_main())
+    sys.exit(main(['train', *sys.argv[1:]]))

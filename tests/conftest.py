@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# A private, empty hub cache for the whole session: nothing can be found (or downloaded) by accident.
+# A private, empty hub cache for the whole session and no downloads: nothing is found or fetched by accident
+# (tests/test_weights.py turns downloads back on against local URLs).
 _SESSION_TORCH_HOME = Path(os.environ.get('PYTEST_TMP_TORCH_HOME', '/tmp')) / f'hggt-test-torch-home-{os.getpid()}'
 os.environ['TORCH_HOME'] = str(_SESSION_TORCH_HOME)
+os.environ['HGGT_OFFLINE'] = '1'
 os.environ.pop('HGGT_VGG_WEIGHTS', None)
 
 import hggt_basicsr  # noqa: E402,F401  (compat fixes before any basicsr import)

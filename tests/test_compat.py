@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from hggt_basicsr import compat
+from hggt_basicsr import compat, io
 from hggt_basicsr.errors import WeightsError
 
 
@@ -95,7 +95,7 @@ def test_explicit_broken_state_names_the_file(tmp_path):
     bad = tmp_path / 'bad.state'
     bad.write_bytes(b'not a checkpoint')
     opt = {'auto_resume': False, 'path': {'resume_state': str(bad)}}
-    with pytest.raises(WeightsError, match=r'cannot load training state .*bad\.state'):
+    with pytest.raises(WeightsError, match=r'cannot read training state .*bad\.state'):
         compat.load_resume_state(opt)
 
 
@@ -103,7 +103,7 @@ def test_training_state_with_numpy_is_refused_by_weights_only(tmp_path):
     path = tmp_path / 'np.state'
     torch.save({'iter': np.int64(3)}, path)
     with pytest.raises(WeightsError, match='np.state'):
-        compat.load_checkpoint(str(path), 'training state')
+        io.load_checkpoint(str(path), 'training state')
 
 
 def test_cpu_fallback_when_yaml_asks_for_gpus(tmp_path, monkeypatch):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import pytest
 import torch
 from basicsr.data.degradations import add_gaussian_noise_pt, add_poisson_noise_pt
@@ -9,6 +14,7 @@ from basicsr.utils.diffjpeg import DiffJPEG
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr import degradations as D
+from hggt_basicsr import kernels as K
 from hggt_basicsr.errors import ConfigError, DataError
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -174,3 +180,29 @@ def test_paired_random_crop_stack_shares_one_offset():
         D.paired_random_crop_stack(gts, lq, 64, s)
     with pytest.raises(DataError, match='not 2x'):
         D.paired_random_crop_stack(gts, lq, 16, 2)
+
+
+def test_degrade_original_is_deterministic_and_leaves_the_global_rngs_alone(monkeypatch):
+    gt = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    a = D.degrade_original(gt, 'g1-0-0', seed=7)
+    assert random.getstate() == before[0]
+    assert np.array_equal(np.random.get_state()[1], before[1]) and torch.equal(torch.get_rng_state(), before[2])
+    assert a.shape == (8, 12, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, D.degrade_original(gt, 'g1-0-0', seed=7))
+    assert not np.array_equal(a, D.degrade_original(gt, 'g1-0-0', seed=8))
+    assert not np.array_equal(a, D.degrade_original(gt, 'g2-0-0', seed=7))
+    # concurrent calls (make-lq, dataloader threads) give the serial bytes, even when a thread switch falls
+    # between two kernel draws
+    real = K.random_mixed_kernels
+    monkeypatch.setattr(K, 'random_mixed_kernels', lambda *a, **k: time.sleep(0.002) or real(*a, **k))
+    jobs = [(stem, seed) for stem in ('g1-0-0', 'g2-0-0', 'g3-1-1') for seed in (7, 8)] * 4
+    serial = {job: D.degrade_original(gt, job[0], seed=job[1]) for job in set(jobs)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda job: D.degrade_original(gt, job[0], seed=job[1]), jobs))
+    assert all(np.array_equal(r, serial[job]) for r, job in zip(results, jobs))
+    with pytest.raises(DataError, match='not divisible by the scale 4'):
+        D.degrade_original(gt[:30], 'g1-0-0', seed=7)

@@ -1,4 +1,4 @@
-"""`hggt evaluate` and hggt_basicsr.evaluate: the Test-100 protocol, file matching and its errors."""
+"""`hggt evaluate` and hggt_basicsr.evaluate: the Test-100 protocol, file matching and its errors, make_lq_set."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from layout import group_image, make_hggt_tree
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr.cli.hggt import main as hggt_main
 from hggt_basicsr.data.layout import target_versions
-from hggt_basicsr.errors import DataError
-from hggt_basicsr.evaluate import evaluate_folder, match_sr_files
+from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.evaluate import MultiGTScorer, evaluate_folder, make_lq_set, match_sr_files
 from hggt_basicsr.metrics import lpips_metric
 from hggt_basicsr.metrics.dists_metric import calculate_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips
@@ -175,24 +175,42 @@ def test_cli_errors_are_one_line(test_set, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize('y_channel', [False, True])
-def test_torch_psnr_ssim_path_matches_basicsr(y_channel):
-    """The batched torch path (used on GPUs) against basicsr's numpy functions, run here on CPU tensors."""
-    import torch
-
-    from hggt_basicsr.evaluate import _y_channel, psnr_batch, ssim_batch
-
+def test_torch_psnr_ssim_path_matches_numpy(y_channel, device):
+    """The batched path (basicsr's calculate_psnr_pt / calculate_ssim_pt, used off the CPU) against basicsr's numpy
+    functions: SSIM to 1e-7; PSNR to 1e-4 dB at these ~20 dB (the torch PSNR adds 1e-8 to the [0, 1] MSE)."""
     rng = np.random.default_rng(5)
     sr = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
     gts = [np.clip(sr.astype(int) + rng.integers(-25, 26, sr.shape), 0, 255).astype(np.uint8) for _ in range(3)]
-
-    def to_t(imgs):
-        return torch.from_numpy(np.stack(imgs)).flip(-1).permute(0, 3, 1, 2).double()[:, :, 4:-4, 4:-4]
-
-    x, ys = to_t([sr]), to_t(gts)
-    if y_channel:
-        x, ys = _y_channel(x), _y_channel(ys)
-    psnr = psnr_batch(x, ys).numpy()
-    ssim = ssim_batch(x, ys).numpy()
+    scorer = MultiGTScorer(['psnr', 'ssim'], crop_border=4, test_y_channel=y_channel, device=device)
+    assert scorer.numpy_psnr_ssim == (device.type == 'cpu')
+    scorer.numpy_psnr_ssim = False
+    values = scorer.score(sr, gts)
     for j, gt in enumerate(gts):
-        assert psnr[j] == pytest.approx(calculate_psnr(sr, gt, 4, test_y_channel=y_channel), abs=1e-5)
-        assert ssim[j] == pytest.approx(calculate_ssim(sr, gt, 4, test_y_channel=y_channel), abs=1e-7)
+        assert values['psnr'][j] == pytest.approx(calculate_psnr(sr, gt, 4, test_y_channel=y_channel), abs=1e-4)
+        assert values['ssim'][j] == pytest.approx(calculate_ssim(sr, gt, 4, test_y_channel=y_channel), abs=1e-7)
+
+
+def test_option_errors_name_the_value(test_set, capsys):
+    root, sr_dir = test_set
+    with pytest.raises(
+        ConfigError, match=r"metrics: expected a non-empty list of psnr, ssim, lpips, dists, got \['fid'\]"
+    ):
+        evaluate_folder(sr_dir, root, metrics=['fid'], progress=False)
+    with pytest.raises(ConfigError, match='crop_border: expected an integer >= 0, got -1'):
+        evaluate_folder(sr_dir, root, crop_border=-1, progress=False)
+    assert hggt_main(['evaluate', str(sr_dir), '--gt-root', str(root), '--crop-border', '-1']) == 2
+    assert 'crop_border: expected an integer >= 0, got -1' in capsys.readouterr().err
+    with pytest.raises(DataError, match='no such SR folder'):
+        evaluate_folder(root / 'nowhere', root, metrics=['psnr'], progress=False)
+
+
+def test_make_lq_set(test_set, tmp_path):
+    root, _ = test_set
+    written = make_lq_set(root, tmp_path / 'lq', seed=1, scale=2, progress=False)
+    assert list(written) == sorted(GROUPS) and written['img-64-64'] == tmp_path / 'lq' / 'img-64-64.png'
+    assert cv2.imread(str(written['img-64-64'])).shape == (SIZE // 2, SIZE // 2, 3)
+    again = make_lq_set(root, tmp_path / 'lq2', seed=1, scale=2, progress=False)
+    assert all(written[s].read_bytes() == again[s].read_bytes() for s in written)
+    assert not list((tmp_path / 'lq').glob('*.part'))
+    with pytest.raises(ConfigError, match='scale: expected an integer >= 1, got 0'):
+        make_lq_set(root, tmp_path / 'lq3', scale=0)

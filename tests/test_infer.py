@@ -10,7 +10,8 @@ import yaml
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
 from hggt_basicsr.cli.hggt import main as hggt_main
-from hggt_basicsr.infer import build_arch, infer_image, load_weights, output_name
+from hggt_basicsr.infer import build_arch, infer_folder, infer_image, output_name
+from hggt_basicsr.io import load_weights
 
 ARCH_OPT = {'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 4}
 ARCH_ARGS = ['--arch', 'RRDBPSNet', '--arch-opt', 'num_feat=8', 'num_block=1', 'num_grow_ch=4', 'scale=4']
@@ -92,7 +93,7 @@ def test_load_weights_errors(tmp_path):
     bad = tmp_path / 'bad.pth'
     other = build_arch('RRDBPSNet', {**ARCH_OPT, 'num_feat': 16})
     torch.save({'params': other.state_dict()}, bad)
-    with pytest.raises(Exception, match='do not fit RRDBPSNet.*size mismatch'):
+    with pytest.raises(Exception, match='does not fit RRDBPSNet.*size mismatch'):
         load_weights(net, bad)
     torch.save({'params': {'foo.weight': torch.zeros(1)}}, bad)
     with pytest.raises(Exception, match='missing key.*unexpected key.*foo.weight'):
@@ -108,14 +109,23 @@ def test_cli_errors_are_one_line(lq_dir, weights, tmp_path, capsys):
                     '--device', 'cpu', '--no-progress'])  # fmt: skip
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and 'broken.png' in err[0] and 'cannot read image' in err[0]
+    assert len(err) == 1 and 'broken.png' in err[0] and 'cannot decode image' in err[0]
     (lq_dir / 'broken.png').unlink()
     io = ['--input', str(lq_dir), '--output', str(out), '--device', 'cpu']
     rc = hggt_main(['infer', '--arch', 'RRDBPSNet', '--arch-opt', 'num_feat=16', 'num_block=1', 'num_grow_ch=4',
                     '--weights', str(weights), *io])  # fmt: skip
     assert rc == 2
-    assert 'do not fit RRDBPSNet' in capsys.readouterr().err
+    assert 'does not fit RRDBPSNet' in capsys.readouterr().err
     rc = hggt_main(['infer', '--arch', 'RRDBPSnet', '--weights', str(weights), '--input', str(lq_dir),
                     '--output', str(out), '--device', 'cpu'])  # fmt: skip
     assert rc == 2
     assert 'did you mean RRDBPSNet' in capsys.readouterr().err
+
+
+def test_infer_folder_writes_and_returns_the_outputs(lq_dir, tmp_path):
+    net = _net(3)
+    written = infer_folder(net, lq_dir, tmp_path / 'sr', scale=4, tile=16, tile_pad=24, suffix='x4')
+    assert [p.name for p in written] == ['a-1-2_x4.png', 'b_x_x4.png']
+    expected = infer_image(net, cv2.imread(str(lq_dir / 'b_x.png')), scale=4)
+    assert np.abs(cv2.imread(str(written[1])).astype(int) - expected.astype(int)).max() <= 1
+    assert not list((tmp_path / 'sr').glob('*.part'))

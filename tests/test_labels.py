@@ -10,6 +10,7 @@ import pytest
 from layout import make_hggt_tree, uniform_group
 
 import hggt_basicsr  # noqa: F401
+import hggt_basicsr.labels as labels_mod
 from hggt_basicsr.cli.hggt import main as hggt_main
 from hggt_basicsr.errors import DataError
 from hggt_basicsr.labels import (
@@ -179,8 +180,6 @@ def test_manifest_fresh_and_stale(tmp_path, monkeypatch):
     np.testing.assert_array_equal(back.counts, gl.counts)
 
     # fresh: the JSON files are not parsed at all
-    import hggt_basicsr.labels as labels_mod
-
     def boom(*args, **kwargs):
         raise AssertionError('parsed a JSON although the manifest is fresh')
 
@@ -213,6 +212,7 @@ def test_statistics_tables(tmp_path):
     assert stats['final']['total'] == {P: 2, S: 4, N: 2}
     assert stats['positives_per_group'] == {'0': 2, '1': 2, '2': 0}
     assert stats['filters'] == {'pos': 2, 'posneg': 3, 'all': 4}
+    assert stats['agreement'] == {'unanimous': 3, 'majority': 3, 'all_different': 2}
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

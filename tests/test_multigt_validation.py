@@ -19,6 +19,7 @@ from basicsr_configs import write_yaml
 from layout import make_hggt_tree, uniform_group
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
+from hggt_basicsr.cli.basicsr_cli import main as basicsr_main
 from hggt_basicsr.metrics.dists_metric import calculate_dists
 from hggt_basicsr.metrics.lpips_metric import calculate_lpips
 from hggt_basicsr.metrics.multigt_validation import multi_gt_validation, positive_indices
@@ -143,8 +144,6 @@ def test_protocol_equals_direct_computation(val_root, tmp_path, backbones):
 
 @pytest.mark.slow
 def test_multi_gt_validation_inside_a_short_training_run(tmp_path, monkeypatch, backbones):
-    from hggt_basicsr.cli.basicsr_cli import main as basicsr_main
-
     train_groups = {f't{i}-0-0': uniform_group(P, S, P, N) for i in range(4)}
     train_images, train_labels = make_hggt_tree(tmp_path / 'train', train_groups, size=32)
     val_root = tmp_path / 'Test-100'

@@ -1,4 +1,4 @@
-"""Tests of the HGGT negative term: weight map vs a plain per-sample reference of §3.5, worked example, loss."""
+"""Tests of the HGGT negative term: weight map vs a plain per-sample reference of upstream, worked example, loss."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hggt_basicsr.losses import HGGTNegativeLoss, negative_weight_map
 from hggt_basicsr.losses.hggt_negative_loss import local_variance
 
 
-# ---- plain reference of hggt-upstream.md §3.5 (one sample at a time, unfold + torch.var) ----------------------
+# ---- plain reference of upstream HGGT's negative loss (one sample at a time, unfold + torch.var) ---------------------
 def _ref_local_var(r: torch.Tensor, ksize: int = 3) -> torch.Tensor:
     """r (1, 1, H, W) -> unbiased variance of each reflect-padded ksize x ksize window."""
     h, w = r.shape[-2:]

@@ -1,6 +1,6 @@
-"""Every YAML under options/ loads, resolves its registered types, and runs 2 iterations on the CPU.
+"""Every YAML under options/ and hggt_basicsr/demo/options/ loads, resolves its types, runs 2 iterations on the CPU.
 
-Generic over ``options/**/*.yml``: a new option file is picked up automatically. It is shrunk with the per-type
+Generic over the ``*.yml`` files there: a new option file is picked up automatically. It is shrunk with the per-type
 builders below (tiny nets, generated fixture data in the layout each dataset type reads, tiny tiles and crops) and
 run through the public entry point ``basicsr train|test -opt X.yml``. A file naming an arch or dataset type without
 a builder here fails with a message saying what to add.
@@ -25,7 +25,10 @@ import hggt_basicsr  # noqa: F401  (must precede basicsr)
 from hggt_basicsr.cli import basicsr_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTION_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / 'options').rglob('*.yml'))
+DEMO_OPTIONS = 'hggt_basicsr/demo/options/'
+OPTION_FILES = sorted(
+    p.relative_to(ROOT).as_posix() for d in ('options', DEMO_OPTIONS) for p in (ROOT / d).rglob('*.yml')
+)
 IMG = 32  # fixture image side (GT)
 BATCH = 2
 
@@ -112,7 +115,6 @@ def build_single_dataset(opt: dict, tmp: Path, scale: int) -> dict:
 DATASET_BUILDERS: dict[str, Callable[[dict, Path, int], dict]] = {
     'HGGTDataset': build_hggt_dataset,
     'HGGTFolderDataset': build_folder_dataset,
-    'HGGTEnhancementDataset': build_folder_dataset,
     'PairedImageDataset': build_paired_dataset,
     'SingleImageDataset': build_single_dataset,
 }
@@ -230,7 +232,7 @@ def test_option_file_loads_and_resolves_types(rel):
     basicsr_cli.import_plugins(opt, rel)
     basicsr_cli.check_registered_types(opt, rel)
     assert isinstance(opt.get('name'), str) and opt.get('model_type')
-    if not rel.startswith('options/demo/'):
+    if not rel.startswith(DEMO_OPTIONS):
         assert opt['num_gpu'] == 'auto', f'{rel}: num_gpu should be auto'
     # every type has a tiny builder (so the run test below covers the file)
     for key in [k for k in opt if k.startswith('network_')]:

@@ -1,4 +1,4 @@
-"""Tests of hggt_basicsr.pool.TrainingPairPool: §3.2 semantics, alignment of all fields, uint8 storage."""
+"""Tests of hggt_basicsr.pool.TrainingPairPool: upstream semantics, alignment of all fields, uint8 storage."""
 
 from __future__ import annotations
 

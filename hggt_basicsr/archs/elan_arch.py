@@ -28,6 +28,7 @@ the attention maps are not shared, padding works for inputs smaller than the win
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -35,9 +36,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from hggt_basicsr.archs.rcan_noup_arch import DIV2K_RGB_MEAN, mean_buffer
 from hggt_basicsr.errors import ConfigError
-
-DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def reflect_pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -71,8 +71,8 @@ def _from_windows(y: torch.Tensor, size: int, b: int, h: int, w: int) -> torch.T
     return y.permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
 
 
-class _ShiftMix(nn.Module):
-    """Fixed depthwise shift of five channel groups, then a 1x1 conv (checkpoint key ``shift_conv``)."""
+class ShiftConv(nn.Module):
+    """Shift-conv: a fixed depthwise shift of five channel groups, then a 1x1 conv (a cheap 3x3 receptive field)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -91,39 +91,25 @@ class _ShiftMix(nn.Module):
         return self.conv1x1(shifted)
 
 
-class ShiftConv(nn.Module):
-    """Shift-conv: zero-cost spatial shift + 1x1 conv, a cheap 3x3-receptive-field convolution."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.shift_conv = _ShiftMix(in_channels, out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shift_conv(x)
-
-
 class LFE(nn.Module):
     """Local feature extraction: shift-conv ``C -> r*C``, ReLU, shift-conv ``r*C -> C``."""
 
     def __init__(self, channels: int, exp_ratio: int = 2) -> None:
         super().__init__()
-        self.conv0 = ShiftConv(channels, channels * exp_ratio)
+        # the Sequential only names the checkpoint key: conv<j>.shift_conv.{weight,conv1x1}
+        self.conv0 = nn.Sequential(OrderedDict(shift_conv=ShiftConv(channels, channels * exp_ratio)))
         self.act = nn.ReLU(inplace=True)
-        self.conv1 = ShiftConv(channels * exp_ratio, channels)
+        self.conv1 = nn.Sequential(OrderedDict(shift_conv=ShiftConv(channels * exp_ratio, channels)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv1(self.act(self.conv0(x)))
 
 
 class GMSA(nn.Module):
-    """Group-wise multi-scale self-attention with a shared query/key.
+    """Group-wise multi-scale self-attention with a shared query/key, one window size per channel group.
 
-    Args:
-        channels: feature channels C (divisible by ``len(window_sizes)``).
-        shifts: roll the windows by half a window when > 0.
-        window_sizes: one window size per channel group.
-        calc_attn: compute the attention (projects to 2C: q and v); otherwise reuse a previous block's attention
-            maps (projects to C: v only).
+    ``shifts > 0`` rolls the windows by half a window. ``calc_attn`` computes the attention (projects C -> 2C: q and
+    v); otherwise the block reuses a previous block's attention maps (projects C -> C: v only).
     """
 
     def __init__(self, channels: int, shifts: int, window_sizes: Sequence[int], calc_attn: bool = True) -> None:
@@ -193,16 +179,9 @@ class ELAB(nn.Module):
 class ELAN(nn.Module):
     """ELAN (upstream constructor; ``scale=1`` makes it a same-size enhancer).
 
-    Args:
-        scale: upscaling factor (1 for HGGT's enhancers).
-        img_range: pixel range the body works in.
-        colors: image channels.
-        window_sizes: attention window size of each channel group (C must be divisible by their number).
-        m_elan: number of LFE+GMSA rounds; ``m_elan // (1 + n_share)`` ELAB blocks.
-        c_elan: feature channels.
-        n_share: extra rounds per block that reuse the block's attention maps.
-        r_expand: channel expansion of the LFE.
-        rgb_mean: per-channel mean (``colors`` values, or one value).
+    ``c_elan`` feature channels split into one group per entry of ``window_sizes``; ``m_elan`` LFE+GMSA rounds in
+    ``m_elan // (1 + n_share)`` ELAB blocks, ``n_share`` extra rounds per block reuse its attention maps;
+    ``r_expand`` is the LFE channel expansion; ``rgb_mean`` one value per channel, or one for all.
     """
 
     def __init__(
@@ -229,27 +208,18 @@ class ELAN(nn.Module):
             raise ConfigError(f'network_g.m_elan ({m_elan}) must be >= 1 + n_share ({n_share}), n_share >= 0')
         if scale < 1 or int(scale) != scale:
             raise ConfigError(f'network_g.scale: expected a positive integer, got {scale!r}')
-        mean = torch.as_tensor(list(rgb_mean), dtype=torch.float32).flatten()
-        if mean.numel() not in (1, colors):
-            raise ConfigError(f'network_g.rgb_mean: expected 1 or {colors} values, got {mean.numel()}')
 
         self.scale = int(scale)
         self.window_sizes = window_sizes
         self.pad_multiple = math.lcm(*window_sizes)
         self.img_range = float(img_range)
-        self.register_buffer('mean', mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('mean', mean_buffer(rgb_mean, colors), persistent=False)
 
         self.head = nn.Sequential(nn.Conv2d(colors, c_elan, 3, 1, 1))
-        self.body = nn.Sequential(
-            *[
-                ELAB(c_elan, r_expand, shifts=i % 2, window_sizes=window_sizes, shared_depth=n_share)
-                for i in range(m_elan // (1 + n_share))
-            ]
-        )
-        tail: list[nn.Module] = [nn.Conv2d(c_elan, colors * self.scale**2, 3, 1, 1)]
-        if self.scale > 1:
-            tail.append(nn.PixelShuffle(self.scale))
-        self.tail = nn.Sequential(*tail)
+        blocks = m_elan // (1 + n_share)
+        self.body = nn.Sequential(*(ELAB(c_elan, r_expand, i % 2, window_sizes, n_share) for i in range(blocks)))
+        shuffle = [nn.PixelShuffle(self.scale)] if self.scale > 1 else []
+        self.tail = nn.Sequential(nn.Conv2d(c_elan, colors * self.scale**2, 3, 1, 1), *shuffle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, colors, H, W) in [0, 1], any H and W -> (B, colors, H*scale, W*scale)."""

@@ -18,29 +18,13 @@ from basicsr.archs.rrdbnet_arch import RRDB
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-
-def _pixel_shuffle_x4(num_feat: int) -> nn.Sequential:
-    """Two (conv num_feat->4*num_feat, PixelShuffle(2)) stages; parameters named ``0`` and ``2``."""
-    return nn.Sequential(
-        nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1),
-        nn.PixelShuffle(2),
-        nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1),
-        nn.PixelShuffle(2),
-    )
+from hggt_basicsr.errors import ConfigError
 
 
 @ARCH_REGISTRY.register()
 class RRDBPSNet(nn.Module):
-    """RRDB trunk + pixel-shuffle x4 upsampler (HGGT's ``RRDBPSNet``).
-
-    Args:
-        num_in_ch: input channels.
-        num_out_ch: output channels.
-        scale: 1, 2 or 4 (1 and 2 pixel-unshuffle the input first).
-        num_feat: trunk channels.
-        num_block: number of RRDB blocks.
-        num_grow_ch: growth channels of each dense block.
-    """
+    """RRDB trunk (``num_block`` RRDBs of ``num_feat`` channels, growth ``num_grow_ch``) + pixel-shuffle x4
+    upsampler (HGGT's ``RRDBPSNet``); ``scale`` 1 or 2 pixel-unshuffles the input first."""
 
     def __init__(
         self,
@@ -53,13 +37,15 @@ class RRDBPSNet(nn.Module):
     ) -> None:
         super().__init__()
         if scale not in (1, 2, 4):
-            raise ValueError(f'RRDBPSNet: scale must be 1, 2 or 4, got {scale!r}')
+            raise ConfigError(f'network_g.scale: RRDBPSNet scale must be 1, 2 or 4, got {scale!r}')
         self.scale = scale
         self.unshuffle = 4 // scale if scale != 4 else 1
         self.conv_first = nn.Conv2d(num_in_ch * self.unshuffle**2, num_feat, 3, 1, 1)
         self.body = make_layer(RRDB, num_block, num_feat=num_feat, num_grow_ch=num_grow_ch)
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.upsample = _pixel_shuffle_x4(num_feat)
+        # x4 as two (conv num_feat -> 4 num_feat, PixelShuffle(2)) stages: parameters upsample.0 and upsample.2
+        stages = ((nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)) for _ in range(2))
+        self.upsample = nn.Sequential(*(module for stage in stages for module in stage))
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)

@@ -6,26 +6,23 @@ feature map into ``window_size`` squares, so its input sides must be multiples o
 is already a multiple (64 -> 72: slower, and the border sees mirrored context it never saw in training).
 
 ``SwinIRFixed`` subclasses basicsr's ``SwinIR`` (same modules, same parameter names: it loads basicsr ``SwinIR`` and
-HGGT SwinIR checkpoints unchanged) and only overrides ``forward``: reflect-pad bottom/right by
-``(ws - h % ws) % ws``, run the network, crop the output to ``(h * upscale, w * upscale)``.
+HGGT SwinIR checkpoints unchanged) and only overrides ``forward``: reflect-pad bottom/right to the next multiple of
+the window (:func:`~hggt_basicsr.archs.elan_arch.reflect_pad_to_multiple`, as ELAN does), run the network, crop the
+output to ``(h * upscale, w * upscale)``. Upstream SwinIR configs get this class through :mod:`hggt_basicsr.aliases`.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
+
+from hggt_basicsr.archs.elan_arch import reflect_pad_to_multiple
 
 
 @ARCH_REGISTRY.register()
 class SwinIRFixed(SwinIR):
-    """basicsr ``SwinIR`` with correct window padding. Takes exactly ``SwinIR``'s arguments.
-
-    Args:
-        window_size: attention window side (basicsr default 7).
-        **kwargs: every other ``SwinIR`` argument (``upscale``, ``embed_dim``, ``depths``, ...).
-    """
+    """basicsr ``SwinIR`` with correct window padding; takes exactly ``SwinIR``'s arguments."""
 
     def __init__(self, window_size: int = 7, **kwargs) -> None:
         super().__init__(window_size=window_size, **kwargs)
@@ -34,12 +31,5 @@ class SwinIRFixed(SwinIR):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) with any h, w -> (B, C, h * upscale, w * upscale)."""
         height, width = x.shape[-2:]
-        pad_h = (self.window_size - height % self.window_size) % self.window_size
-        pad_w = (self.window_size - width % self.window_size) % self.window_size
-        if pad_h or pad_w:
-            # reflect needs pad < side; tiny inputs fall back to edge replication
-            mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        out = super().forward(x)
-        scale = self.upscale
-        return out[..., : height * scale, : width * scale]
+        out = super().forward(reflect_pad_to_multiple(x, self.window_size))
+        return out[..., : height * self.upscale, : width * self.upscale]

@@ -1,17 +1,12 @@
-"""The ``basicsr`` console script: ``basicsr train -opt X.yml`` / ``basicsr test -opt X.yml``.
+"""The ``basicsr`` console script: ``basicsr train|test -opt X.yml``, upstream basicsr's pipelines with plugins.
 
-Runs upstream basicsr's ``train_pipeline`` / ``test_pipeline`` unchanged, with every option upstream accepts
-(``--auto_resume``, ``--debug``, ``--launcher none|pytorch|slurm``, ``--local_rank`` / ``--local-rank``,
-``--force_yml k=v ...``), after it
-
-1. checks the YAML (missing, unreadable, syntax error with its line, not a mapping);
-2. imports ``hggt_basicsr`` (compat fixes + registration), every plugin advertised in the entry-point group
-   ``basicsr.plugins``, and the modules listed under the YAML's optional top-level key ``plugins: [...]``;
-3. checks every registered type the YAML names (model, archs, datasets, losses, metrics), listing close names;
-4. checks that the datasets' ``dataroot*`` paths and (unless resuming) the pretrained weights exist.
-
-The experiment root (``experiments/``, ``tb_logger/``, ``results/``) is the current directory, or ``--root DIR``;
-``--auto_resume`` looks there too. Bad input: one line on stderr and exit code 2, never a traceback.
+Runs ``train_pipeline`` / ``test_pipeline`` unchanged, with every option upstream accepts (``--auto_resume``,
+``--debug``, ``--launcher``, ``--local_rank`` / ``--local-rank``, ``--force_yml``), after checking up front what
+basicsr would otherwise report as a traceback deep inside a run: the YAML itself (missing, unreadable, syntax error
+with its line), the plugins (entry-point group ``basicsr.plugins`` and the YAML's ``plugins: [...]`` modules), every
+registered type the YAML names (listing close names), the datasets' ``dataroot*`` paths and, unless resuming, the
+pretrained weights. The options of the plugin's own classes are checked by those classes, once. The experiment root
+(``experiments/``, ``results/``) is the current directory or ``--root DIR``. Bad input: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -19,13 +14,24 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
+
+import yaml
+from basicsr.test import test_pipeline
+from basicsr.train import train_pipeline
+from basicsr.utils import logger as basicsr_logger
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from hggt_basicsr.errors import ConfigError, HGGTError
 
 ENTRY_POINT_GROUP = 'basicsr.plugins'
+REGISTRIES = dict(
+    model=MODEL_REGISTRY, arch=ARCH_REGISTRY, dataset=DATASET_REGISTRY, loss=LOSS_REGISTRY, metric=METRIC_REGISTRY
+)
 _BASICSR_LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # basicsr.utils.logger.get_root_logger's format
 
 
@@ -58,21 +64,17 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
 
 def load_yaml(path: str) -> dict:
     """Read an option file with precise errors (file, line) and no traceback."""
-    import yaml
-
     if not os.path.exists(path):
         raise ConfigError(f'-opt: option file {path!r} does not exist')
     if os.path.isdir(path):
         raise ConfigError(f'-opt: {path!r} is a directory, not an option file')
     try:
         with open(path, encoding='utf-8') as handle:
-            text = handle.read()
+            opt = yaml.safe_load(handle)
     except OSError as exc:
         raise ConfigError(f'-opt: cannot read {path!r}: {exc.strerror or exc}') from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f'-opt: cannot read {path!r}: not UTF-8 text ({exc.reason} at byte {exc.start})') from exc
-    try:
-        opt = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f' line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
@@ -84,11 +86,7 @@ def load_yaml(path: str) -> dict:
 
 
 def import_plugins(opt: dict, source: str) -> list[str]:
-    """Import hggt_basicsr, the ``basicsr.plugins`` entry points and the YAML's ``plugins`` modules."""
-    from importlib.metadata import entry_points
-
-    import hggt_basicsr  # noqa: F401  (compat fixes + registration)
-
+    """Import the ``basicsr.plugins`` entry points and the YAML's ``plugins`` modules; return what is loaded."""
     loaded = ['hggt_basicsr']
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -99,8 +97,7 @@ def import_plugins(opt: dict, source: str) -> list[str]:
             ) from exc
         loaded.append(entry.value)
     plugins = opt.get('plugins') or []
-    if isinstance(plugins, str):
-        plugins = [plugins]
+    plugins = [plugins] if isinstance(plugins, str) else plugins
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(f'{source}: plugins: expected a list of module names, got {plugins!r}')
     for name in plugins:
@@ -132,17 +129,8 @@ def _typed_entries(opt: dict) -> Iterator[tuple[str, str, str]]:
 
 def check_registered_types(opt: dict, source: str) -> None:
     """Every type named in the YAML resolves in basicsr's registries (or their ``_basicsr`` fallback)."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
-    registries = {
-        'model': MODEL_REGISTRY,
-        'arch': ARCH_REGISTRY,
-        'dataset': DATASET_REGISTRY,
-        'loss': LOSS_REGISTRY,
-        'metric': METRIC_REGISTRY,
-    }
     for path, kind, name in _typed_entries(opt):
-        registry = registries[kind]
+        registry = REGISTRIES[kind]
         if not isinstance(name, str) or (name not in registry and f'{name}_basicsr' not in registry):
             close = difflib.get_close_matches(str(name), list(registry.keys()), n=4, cutoff=0.5)
             hint = f'; did you mean {", ".join(close)}?' if close else f'; known: {", ".join(sorted(registry.keys()))}'
@@ -150,23 +138,21 @@ def check_registered_types(opt: dict, source: str) -> None:
 
 
 def check_paths(opt: dict, source: str, *, resuming: bool) -> None:
-    """Every ``dataroot*`` of every dataset, and the pretrained weights when not resuming, exist on disk.
-
-    basicsr's own datasets would otherwise fail deep inside a worker with a bare FileNotFoundError trace.
-    """
+    """Every ``dataroot*`` of every dataset, and the pretrained weights when not resuming, exist on disk."""
     for phase, dataset in (opt.get('datasets') or {}).items():
-        if not isinstance(dataset, dict):
-            continue
-        for key, value in dataset.items():
+        for key, value in dataset.items() if isinstance(dataset, dict) else ():
             if key.startswith('dataroot') and isinstance(value, str) and not os.path.exists(os.path.expanduser(value)):
                 raise ConfigError(f'{source}: datasets.{phase}.{key}: no such file or folder {value!r}')
     paths = opt.get('path') or {}
     if resuming or paths.get('resume_state'):
         return
     for key, value in paths.items():
-        if key.startswith('pretrain_network') and isinstance(value, str):
-            if not os.path.isfile(os.path.expanduser(value)):
-                raise ConfigError(f'{source}: path.{key}: no such weights file {value!r}')
+        if (
+            key.startswith('pretrain_network')
+            and isinstance(value, str)
+            and not os.path.isfile(os.path.expanduser(value))
+        ):
+            raise ConfigError(f'{source}: path.{key}: no such weights file {value!r}')
 
 
 def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
@@ -177,34 +163,20 @@ def prepare(command: str, argv: Sequence[str]) -> tuple[str, list[str]]:
     import_plugins(opt, args.opt)
     check_registered_types(opt, args.opt)
     check_paths(opt, args.opt, resuming=args.auto_resume)
-    root = os.path.abspath(args.root or os.getcwd())
-    passthrough = []
-    skip_next = False
-    for arg in argv:
-        if skip_next or arg.startswith('--root='):
-            skip_next = False
-            continue
-        if arg == '--root':
-            skip_next = True
-            continue
-        passthrough.append(arg)
-    return root, passthrough
+    passthrough, skip_next = [], False
+    for arg in argv:  # basicsr's own parser does not know --root
+        if not (skip_next or arg == '--root' or arg.startswith('--root=')):
+            passthrough.append(arg)
+        skip_next = arg == '--root'
+    return os.path.abspath(args.root or os.getcwd()), passthrough
 
 
 def reset_basicsr_logger() -> None:
-    """Detach and close the handlers of basicsr's root logger and mark it uninitialised.
-
-    basicsr initialises its logger once per process (the first caller wins), so a second run in the same process
-    (tests, the demo, notebooks) would log nowhere but to the first run's file. Called around each pipeline run.
-    """
-    import logging
-
-    from basicsr.utils import logger as basicsr_logger
-
+    """Detach basicsr's root-logger handlers and mark it uninitialised, around each run: basicsr initialises it once
+    per process, so a second run in the same process (tests, the demo) would log to the first run's file."""
     logger = logging.getLogger('basicsr')
     for handler in list(logger.handlers):
-        fmt = getattr(handler.formatter, '_fmt', None)
-        if fmt == _BASICSR_LOG_FORMAT:  # only what get_root_logger attached; other handlers stay
+        if getattr(handler.formatter, '_fmt', None) == _BASICSR_LOG_FORMAT:  # only get_root_logger's handlers
             logger.removeHandler(handler)
             handler.close()
     basicsr_logger.initialized_logger.pop('basicsr', None)
@@ -227,14 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root, passthrough = prepare(command, rest)
         sys.argv = [f'basicsr {command}', *passthrough]
         reset_basicsr_logger()
-        if command == 'train':
-            from basicsr.train import train_pipeline
-
-            train_pipeline(root)
-        else:
-            from basicsr.test import test_pipeline
-
-            test_pipeline(root)
+        (train_pipeline if command == 'train' else test_pipeline)(root)
     except HGGTError as exc:
         print(f'basicsr {command}: error: {exc}', file=sys.stderr)
         return 2
@@ -243,19 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         sys.argv = old_argv
-        if 'basicsr.utils.logger' in sys.modules:
-            reset_basicsr_logger()
+        reset_basicsr_logger()
     return 0
-
-
-def train_main() -> int:
-    """``python -m hggt_basicsr.train ...``."""
-    return main(['train', *sys.argv[1:]])
-
-
-def test_main() -> int:
-    """``python -m hggt_basicsr.test ...``."""
-    return main(['test', *sys.argv[1:]])
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""``hggt evaluate``: the Test-100 protocol (metrics averaged over each image's positive GTs, then over images)."""
+"""``hggt evaluate``: the Test-100 protocol (metrics averaged over each image's positive GTs, then over images); the
+checks live in :func:`hggt_basicsr.evaluate.evaluate_folder`, this module parses and prints."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import json
 from pathlib import Path
 
 from hggt_basicsr.errors import CLIError
-
-METRIC_CHOICES = ('psnr', 'ssim', 'lpips', 'dists')
+from hggt_basicsr.evaluate import BETTER, METRICS, evaluate_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('sr_dir', help='folder of SR images named <stem>.png or <stem>_<suffix>.png')
     parser.add_argument('--gt-root', required=True, help='test root holding images/{original,01..} and labels/{A,B,C}')
-    parser.add_argument('--metrics', nargs='+', default=list(METRIC_CHOICES), choices=METRIC_CHOICES)
+    parser.add_argument('--metrics', nargs='+', default=list(METRICS), choices=METRICS)
     parser.add_argument('--crop-border', type=int, default=4, help='pixels ignored on each side (default 4)')
     parser.add_argument('--test-y-channel', action='store_true', help='PSNR/SSIM on the Y channel of YCbCr')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available)')
@@ -25,27 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.crop_border < 0:
-        raise CLIError(f'--crop-border must be >= 0, got {args.crop_border}')
-    if not Path(args.sr_dir).is_dir():
-        raise CLIError(f'{args.sr_dir}: no such SR folder')
-    import torch
-
-    import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
-    from hggt_basicsr.evaluate import BETTER, evaluate_folder
-
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise CLIError(f'--device {device}: not usable here ({str(exc).splitlines()[0]})') from None
     result = evaluate_folder(
         args.sr_dir,
         args.gt_root,
         metrics=args.metrics,
         crop_border=args.crop_border,
         test_y_channel=args.test_y_channel,
-        device=device,
+        device=args.device,
         lpips_weights=args.lpips_weights,
         dists_weights=args.dists_weights,
         progress=not args.no_progress,
@@ -54,11 +40,12 @@ def run(args: argparse.Namespace) -> int:
     for metric in result.metrics:
         print(f'{metric:<8} {result.mean[metric]:>10.4f}  {BETTER[metric]}')
     n = len(result.per_image)
-    print(f'images: {n}; averaged over each image\'s positive GTs (crop_border {args.crop_border}'
-          f'{", Y channel for psnr/ssim" if args.test_y_channel else ""})')  # fmt: skip
+    y = ', Y channel for psnr/ssim' if args.test_y_channel else ''
+    print(f"images: {n}; averaged over each image's positive GTs (crop_border {args.crop_border}{y})")
     if result.fallback:
+        more = ' ...' if len(result.fallback) > 10 else ''
         print(f'{len(result.fallback)} of {n} image(s) have no positive GT and were scored against the original: '
-              + ', '.join(result.fallback[:10]) + (' ...' if len(result.fallback) > 10 else ''))  # fmt: skip
+              f'{", ".join(result.fallback[:10])}{more}')  # fmt: skip
     if args.json is not None:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)

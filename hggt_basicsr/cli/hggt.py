@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         'Test-100 protocol: metrics averaged over positive GTs',
     ),
     'make-lq': ('hggt_basicsr.cli.make_lq_cmd', 'write a deterministic one-stage degraded LQ set for a test split'),
+    'make-lmdb': ('hggt_basicsr.cli.make_lmdb_cmd', 'pack an image folder tree into a basicsr lmdb (io_backend lmdb)'),
     'infer': ('hggt_basicsr.cli.infer_cmd', 'tiled super-resolution of a folder with any registered arch'),
     'enhance': ('hggt_basicsr.cli.enhance_cmd', 'run the four enhancers and write the HGGT images layout'),
     'demo': ('hggt_basicsr.cli.demo_cmd', 'build demo data, pre-train, train baseline and HGGT GANs, evaluate, report'),

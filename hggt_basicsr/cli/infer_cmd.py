@@ -1,8 +1,8 @@
-"""``hggt infer``: tiled super-resolution of a folder with any registered arch.
+"""``hggt infer``: tiled SR of a folder with any registered arch (:func:`hggt_basicsr.infer.infer_folder`).
 
 Either from a basicsr test YAML (``-opt options/test_hggt_rrdb.yml``: ``network_g``, ``path.pretrain_network_g``,
-``path.param_key_g``, ``scale``, ``tile_size``/``tile_pad``, ``val.suffix``) or from ``--arch NAME --weights W
-[--arch-opt key=value ...]``; command-line flags override the YAML.
+``path.param_key_g``, ``path.strict_load_g``, ``scale``, ``tile_size`` / ``tile_pad`` / ``tile_process``,
+``val.suffix``) or from ``--arch NAME --weights W [--arch-opt key=value ...]``; command-line flags override the YAML.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 from hggt_basicsr.errors import CLIError
+from hggt_basicsr.infer import build_arch, infer_folder, probe_scale
+from hggt_basicsr.io import default_device, load_weights
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,94 +34,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
-def _parse_arch_opts(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep or not key:
-            raise CLIError(f'--arch-opt: expected KEY=VALUE, got {item!r}')
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise CLIError(f'--arch-opt {key}: cannot parse {value!r}: {exc}') from None
-    return out
-
-
-def _load_yaml(path: Path) -> dict:
-    import yaml
-
-    if not path.is_file():
-        raise CLIError(f'-opt {path}: no such file')
+def _yaml(text: str, where: str):
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise CLIError(f'-opt {path}: invalid YAML: {str(exc).splitlines()[0]}') from None
-    if not isinstance(data, dict):
-        raise CLIError(f'-opt {path}: expected a mapping at the top level')
-    return data
+        raise CLIError(f'{where}: invalid YAML: {str(exc).splitlines()[0]}') from None
 
 
 def run(args: argparse.Namespace) -> int:
-    opt = _load_yaml(args.opt) if args.opt is not None else {}
+    opt = {}
+    if args.opt is not None:
+        if not args.opt.is_file():
+            raise CLIError(f'-opt {args.opt}: no such file')
+        opt = _yaml(args.opt.read_text(), f'-opt {args.opt}')
+        if not isinstance(opt, dict):
+            raise CLIError(f'-opt {args.opt}: expected a mapping at the top level')
     net_opt = dict(opt.get('network_g') or {})
-    arch = args.arch or net_opt.pop('type', None)
-    if args.arch:
-        net_opt.pop('type', None)
-        if args.opt is not None and args.arch != (opt.get('network_g') or {}).get('type'):
-            net_opt = {}  # another arch than the YAML's: its options do not apply
+    yaml_arch = net_opt.pop('type', None)
+    arch = args.arch or yaml_arch
     if not arch:
         raise CLIError('give -opt test.yml or --arch NAME --weights FILE')
-    net_opt.update(_parse_arch_opts(args.arch_opt))
+    if args.arch and args.arch != yaml_arch:
+        net_opt = {}  # another arch than the YAML's: its options do not apply
+    for item in args.arch_opt:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise CLIError(f'--arch-opt: expected KEY=VALUE, got {item!r}')
+        net_opt[key] = _yaml(value, f'--arch-opt {key}')
     path_opt = opt.get('path') or {}
     weights = args.weights or path_opt.get('pretrain_network_g')
     if not weights:
         raise CLIError('no weights: give --weights FILE (or path.pretrain_network_g in the YAML)')
-    param_key = args.param_key or path_opt.get('param_key_g')
-    tile = args.tile if args.tile is not None else opt.get('tile_size')
-    if opt.get('tile_process') is False and args.tile is None:
-        tile = None
+    tile = args.tile if args.tile is not None else (opt.get('tile_size') if opt.get('tile_process', True) else None)
     tile_pad = args.tile_pad if args.tile_pad is not None else opt.get('tile_pad', 32)
-    if tile is not None and tile < 0 or tile_pad < 0:
+    if (tile or 0) < 0 or tile_pad < 0:
         raise CLIError('--tile and --tile-pad must be >= 0')
-    suffix = args.suffix if args.suffix is not None else (opt.get('val') or {}).get('suffix')
 
-    import torch
-    from tqdm import tqdm
-
-    import hggt_basicsr  # noqa: F401  (compat fixes and registration before basicsr)
-    from hggt_basicsr.infer import (
-        build_arch,
-        infer_image,
-        list_images,
-        load_weights,
-        output_name,
-        probe_scale,
-        read_input,
-    )
-
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise CLIError(f'--device {device}: not usable here ({str(exc).splitlines()[0]})') from None
-    files = list_images(args.input)
+    device = default_device(args.device)
     net = build_arch(arch, net_opt)
-    used = load_weights(net, weights, param_key=param_key, strict=path_opt.get('strict_load_g', True))
-    net.eval().requires_grad_(False).to(device)
+    param_key = args.param_key or path_opt.get('param_key_g')
+    used = load_weights(net, weights, param_key, strict=path_opt.get('strict_load_g', True))
+    net.eval().to(device)
     scale = args.scale or opt.get('scale') or net_opt.get('scale') or net_opt.get('upscale')
     scale = int(scale) if scale else probe_scale(net, device)
-    args.output.mkdir(parents=True, exist_ok=True)
     print(f'{arch} x{scale} from {weights} ({used or "state dict"}) on {device}; tile {tile or "off"}, pad {tile_pad}')
-    bar = tqdm(files, unit='image', desc='infer', disable=args.no_progress)
-    for path in bar:
-        bar.set_postfix_str(path.name)
-        out = infer_image(net, read_input(path), scale=scale, tile=tile or None, tile_pad=tile_pad, device=device)
-        target = args.output / output_name(path, suffix)
-        import cv2
-
-        if not cv2.imwrite(str(target), out):
-            raise CLIError(f'{target}: cannot write image')
-    print(f'wrote {len(files)} image(s) to {args.output}')
+    suffix = args.suffix if args.suffix is not None else (opt.get('val') or {}).get('suffix')
+    written = infer_folder(
+        net, args.input, args.output, scale=scale, tile=tile or None, tile_pad=tile_pad, device=device, suffix=suffix,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    print(f'wrote {len(written)} image(s) to {args.output}')
     return 0

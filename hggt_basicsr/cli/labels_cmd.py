@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
-# Enhancers of the published dataset (shared/reference/hggt-upstream.md §1.1); shown when K = 4.
+from hggt_basicsr.labels import ANNOTATION_LABELS, label_statistics, load_group_labels, write_manifest
+
+# Enhancers of the published dataset (upstream HGGT); shown when K = 4.
 PUBLISHED_ENHANCERS = {'01': 'RCAN, noise', '02': 'RCAN, blur', '03': 'ELAN, noise', '04': 'ELAN, blur'}
+FILTER_TITLES = {'pos': 'pos (>=1 Positive)', 'posneg': 'posneg (>=1 Positive or Negative)', 'all': 'all'}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,66 +33,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _table(title: str, header: list[str], rows: list[list]) -> str:
+    """First column left-aligned, the others right-aligned."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [title, '  '.join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    lines.append('  '.join('-' * w for w in widths))
-    for r in rows:
-        lines.append(
-            '  '.join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        )
-    return '\n'.join(lines)
+
+    def line(cells):
+        return '  '.join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return '\n'.join([title, line(header), '  '.join('-' * w for w in widths), *map(line, rows)])
 
 
 def format_statistics(stats: dict) -> str:
     """Human-readable Tables 1-3 and filter counts from :func:`hggt_basicsr.labels.label_statistics`."""
-    names = ('Positive', 'Similar', 'Negative')
-    known = len(stats['versions']) == 4
-
-    def row_name(v: str) -> str:
-        return f'{v} ({PUBLISHED_ENHANCERS[v]})' if known and v in PUBLISHED_ENHANCERS else v
+    published = len(stats['versions']) == 4
 
     def label_rows(table: dict) -> list[list]:
         rows = []
         for v in [*stats['versions'], 'total']:
-            counts = [table[v][n] for n in names]
-            rows.append([row_name(v), *counts, sum(counts)])
+            counts = [table[v][n] for n in ANNOTATION_LABELS]
+            name = f'{v} ({PUBLISHED_ENHANCERS[v]})' if published and v in PUBLISHED_ENHANCERS else v
+            rows.append([name, *counts, sum(counts)])
         return rows
 
-    header = ['version', *names, 'total']
-    out = [
+    header = ['version', *ANNOTATION_LABELS, 'total']
+    skipped = f'; {stats["skipped"]} bad group(s) skipped' if stats['skipped'] else ''
+    return '\n\n'.join([
         f'{stats["groups"]} groups, {len(stats["versions"])} enhanced versions, annotators '
-        f'{", ".join(stats["annotators"])}'
-        + (f'; {stats["skipped"]} bad group(s) skipped' if stats['skipped'] else ''),
-        '',
+        f'{", ".join(stats["annotators"])}{skipped}',
         _table('Table 1: raw annotations per enhanced version and label', header, label_rows(stats['raw'])),
-        '',
         _table('Table 2: final (majority-vote) labels per enhanced version', header, label_rows(stats['final'])),
-        '',
-        _table(
-            'Table 3: groups by number of final Positive versions',
-            ['positives', 'groups'],
-            [[k, n] for k, n in stats['positives_per_group'].items()],
-        ),
-        '',
-        _table(
-            'Groups kept by each group_filter',
-            ['group_filter', 'groups'],
-            [
-                ['pos (>=1 Positive)', stats['filters']['pos']],
-                ['posneg (>=1 Positive or Negative)', stats['filters']['posneg']],
-                ['all', stats['filters']['all']],
-            ],
-        ),
-    ]
-    return '\n'.join(out)
+        _table('Table 3: groups by number of final Positive versions', ['positives', 'groups'],
+               [list(kv) for kv in stats['positives_per_group'].items()]),
+        _table('Groups kept by each group_filter', ['group_filter', 'groups'],
+               [[FILTER_TITLES[f], n] for f, n in stats['filters'].items()]),
+    ])  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from hggt_basicsr.errors import CLIError
-    from hggt_basicsr.labels import label_statistics, load_group_labels, write_manifest
-
-    if not os.path.isdir(args.labels_dir):
-        raise CLIError(f'{args.labels_dir}: no such folder (expected labels/<split> with one folder per annotator)')
     if args.action == 'aggregate':
         start = time.perf_counter()
         gl = load_group_labels(args.labels_dir, skip_bad_groups=args.skip_bad_groups, progress=True)
@@ -102,10 +80,6 @@ def run(args: argparse.Namespace) -> int:
         for stem, reason in sorted(gl.skipped.items()):
             print(f'  skipped {stem}: {reason}')
         return 0
-    gl = load_group_labels(args.labels_dir, args.manifest, skip_bad_groups=args.skip_bad_groups)
-    stats = label_statistics(gl)
-    if args.json:
-        print(json.dumps(stats, indent=1))
-    else:
-        print(format_statistics(stats))
+    stats = label_statistics(load_group_labels(args.labels_dir, args.manifest, skip_bad_groups=args.skip_bad_groups))
+    print(json.dumps(stats, indent=1) if args.json else format_statistics(stats))
     return 0

@@ -13,19 +13,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from hggt_basicsr.errors import DataError
-from hggt_basicsr.labels import load_group_labels
-
-POSITIVE = 1
+from hggt_basicsr.labels import LABEL_CODES, GroupLabels, load_group_labels
 
 
 def version_key(stem: str, version: str) -> str:
-    """Path of ``version`` (``'original'``, ``'01'``, ...) of group ``stem`` under the images folder, without the
-    extension: ``original/<stem>`` or ``<version>/<stem>_<version>``."""
+    """``version`` (``'original'``, ``'01'``, ...) of group ``stem`` relative to the images folder, without the
+    extension: ``original/<stem>`` or ``<version>/<stem>_<version>``. The one place that knows these names."""
     return f'original/{stem}' if version == 'original' else f'{version}/{stem}_{version}'
 
 
@@ -36,11 +33,11 @@ def _single_split(folder: Path, marker: Callable[[Path], bool], what: str) -> Pa
     if not folder.is_dir():
         raise DataError(f'{folder}: no such folder ({what})')
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and marker(p))
-    if len(subs) == 1:
-        return subs[0]
     if not subs:
         raise DataError(f'{folder}: not a {what}')
-    raise DataError(f'{folder}: several splits ({", ".join(p.name for p in subs)}); point at one of them')
+    if len(subs) > 1:
+        raise DataError(f'{folder}: several splits ({", ".join(p.name for p in subs)}); point at one of them')
+    return subs[0]
 
 
 def find_images_dir(root: str | os.PathLike) -> Path:
@@ -53,25 +50,14 @@ def find_images_dir(root: str | os.PathLike) -> Path:
     )
 
 
-def _is_labels_dir(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    return any(sub.is_dir() and any(sub.glob('*.json')) for sub in path.iterdir())
-
-
 @dataclass
 class TestLayout:
-    """A multi-GT test set on disk.
-
-    Attributes:
-        images_dir: folder holding ``original/`` and the version folders.
-        labels_dir: folder holding one sub-folder per annotator.
-        groups: the aggregated labels (:class:`hggt_basicsr.labels.GroupLabels`), groups sorted by stem.
-    """
+    """A multi-GT test set on disk: ``images_dir`` holds ``original/`` and the version folders, ``labels_dir`` one
+    folder per annotator, ``groups`` the aggregated labels (groups sorted by stem)."""
 
     images_dir: Path
     labels_dir: Path
-    groups: Any
+    groups: GroupLabels
 
     @property
     def stems(self) -> list[str]:
@@ -87,49 +73,40 @@ class TestLayout:
 
 
 def target_versions(labels_row: Sequence[int] | np.ndarray, versions: Sequence[str]) -> tuple[list[str], bool]:
-    """The positive versions of one group, or ``['original']`` when it has none.
-
-    Args:
-        labels_row: (K+1,) label codes, column 0 the original.
-        versions: the K version names.
-
-    Returns:
-        ``(versions, fell_back)`` where ``fell_back`` is True when the original stands in.
-    """
+    """The positive versions of one group (``labels_row``: (K+1,) codes, column 0 the original), or ``['original']``
+    when it has none; the flag is True when the original stands in."""
     row = np.asarray(labels_row)
-    positives = [versions[k - 1] for k in range(1, len(row)) if int(row[k]) == POSITIVE]
-    if positives:
-        return positives, False
-    return ['original'], True
+    positives = [versions[k - 1] for k in range(1, len(row)) if int(row[k]) == LABEL_CODES['Positive']]
+    return (positives, False) if positives else (['original'], True)
 
 
 def load_test_layout(root: str | os.PathLike, *, check_images: bool = True) -> TestLayout:
-    """Read a Test-100-style root: ``images/{original,01..}`` and ``labels/{A,B,C}`` (split nesting accepted).
-
-    Raises:
-        DataError: missing folders, labels without images (listed).
-    """
+    """Read a Test-100-style root: ``images/{original,01..}`` and ``labels/{A,B,C}`` (split nesting accepted);
+    DataError for missing folders and (``check_images``) for missing original or positive images, listed."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f'{root}: no such folder (expected a test root with images/ and labels/)')
     images_dir = find_images_dir(root)
-    labels_dir = _single_split(root / 'labels', _is_labels_dir, 'labels folder (labels/<annotator>/<stem>.json)')
+    labels_dir = _single_split(
+        root / 'labels',
+        lambda p: p.is_dir() and any(sub.is_dir() and any(sub.glob('*.json')) for sub in p.iterdir()),
+        'labels folder (labels/<annotator>/<stem>.json)',
+    )
     groups = load_group_labels(labels_dir)
     if not groups.stems:
         raise DataError(f'{labels_dir}: no labelled groups')
     layout = TestLayout(images_dir=images_dir, labels_dir=labels_dir, groups=groups)
     if check_images:
-        missing = []
-        for i, stem in enumerate(groups.stems):
-            versions, _ = layout.targets(i)
-            for version in ('original', *versions):
-                if not layout.image_path(stem, version).is_file():
-                    missing.append(str(layout.image_path(stem, version)))
+        wanted = [
+            layout.image_path(s, v) for i, s in enumerate(groups.stems) for v in ('original', *layout.targets(i)[0])
+        ]
+        missing = [str(p) for p in wanted if not p.is_file()]
         if missing:
             raise DataError(f'{len(missing)} GT image(s) missing: ' + ', '.join(_clip(missing)))
     return layout
 
 
 def _clip(items: Sequence[str], limit: int = 10) -> list[str]:
+    """At most ``limit`` items, then ``'... (N more)'``."""
     items = list(items)
     return items if len(items) <= limit else [*items[:limit], f'... ({len(items) - limit} more)']

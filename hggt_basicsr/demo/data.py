@@ -1,73 +1,128 @@
-"""Build the demo dataset in the published HGGT layout from photographs bundled with scikit-image.
+"""The demo dataset in the published HGGT layout (``Train/{images,labels}/0-<N>/``, ``Test/{images,labels}/``), cut
+from the photographs bundled with scikit-image; the same seed gives byte-identical files. Images are BGR.
 
-No downloads: the source photographs are the sample images that ship inside the installed ``scikit-image`` wheel
-(``skimage/data/*.png|jpg``), read straight from disk. From each photograph the builder cuts
-
-* training groups (``train_patch`` px, stride ``train_stride``) from the left part of the image, and
-* test groups (``test_patch`` px) from a strip at its right edge, separated from every training patch by a gap,
-
-skips flat patches (low Laplacian spread, like HGGT's patch selection), makes four enhanced versions with the
-classical operators of :mod:`hggt_basicsr.demo.enhancers` (per-group strengths drawn from the seed), and lets the
-three simulated annotators of :mod:`hggt_basicsr.demo.annotators` label every version. Labels are written as upstream
-annotation JSON through :func:`hggt_basicsr.labels.write_annotation`. Layout (HGGT §1.1/§1.2)::
-
-    <root>/Train/images/0-<N>/{original,01,02,03,04}/   <root>/Train/labels/0-<N>/{A,B,C}/
-    <root>/Test/images/{original,01,02,03,04}/          <root>/Test/labels/{A,B,C}/
-
-Every test group has at least one final Positive (the Test-100 protocol averages metrics over them), and at least
-half of them (when the candidates allow) also a final Negative, for the report's diagnostic of the negative term.
-The same seed gives byte-identical files.
+HGGT (CVPR 2023, arXiv:2303.13069) enhances every HR patch with four learned enhancers and lets three people label
+each version Positive / Similar / Negative against the original. Offline, the demo replaces the enhancers by four
+classical operators (:data:`ENHANCERS`, strengths drawn per group) and the people by :class:`Annotator`: a quality
+proxy (:func:`quality_features`) weighed with each one's taste, plus noise. Training groups come from the left part
+of each photograph, test groups from a strip at its right edge (a gap apart); flat patches are skipped. Every test
+group has a final Positive (the Test-100 protocol averages over them); those with a final Negative too come first.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
+import skimage
 
-from hggt_basicsr.demo.annotators import ANNOTATORS, Annotator, quality_features
-from hggt_basicsr.demo.enhancers import VERSIONS, enhance_all
+from hggt_basicsr.data.layout import version_key
 from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.io import read_image, write_image
+from hggt_basicsr.labels import aggregate, write_annotation
 
-__all__ = ['DEFAULT_SOURCES', 'DemoData', 'DemoDataConfig', 'build_demo_data', 'skimage_data_dir']
+__all__ = ['ANNOTATORS', 'ENHANCERS', 'VERSIONS', 'Annotator', 'DemoData', 'DemoDataConfig', 'QualityFeatures']
+__all__ += ['build_demo_data', 'enhance_all', 'quality_features', 'skimage_data_dir']
 
-# group-stem prefix -> file in skimage/data. Stems must not contain '_' (the Test-100 metric protocol strips the last
-# '_'-separated token of an SR file name to find its group).
-DEFAULT_SOURCES: dict[str, str] = {
-    'astronaut': 'astronaut.png',
-    'camera': 'camera.png',
-    'chelsea': 'chelsea.png',
-    'coffee': 'coffee.png',
-    'rocket': 'rocket.jpg',
-    'motorcycle': 'motorcycle_left.png',
-    'moon': 'moon.png',
-    'grass': 'grass.png',
-    'brick': 'brick.png',
-    'coins': 'coins.png',
+# group-stem prefix -> file in skimage/data (no '_' in stems: SR files are named <stem>_<suffix>.png)
+DEFAULT_SOURCES = {
+    'astronaut': 'astronaut.png', 'camera': 'camera.png', 'chelsea': 'chelsea.png', 'coffee': 'coffee.png',
+    'rocket': 'rocket.jpg', 'motorcycle': 'motorcycle_left.png', 'moon': 'moon.png', 'grass': 'grass.png',
+    'brick': 'brick.png', 'coins': 'coins.png',
+}  # fmt: skip
+_FLAT = 0.02  # std of the Laplacian of the luminance below which a patch is skipped
+_LUMA = np.array([0.114, 0.587, 0.299], np.float32)  # BGR
+_R = cv2.BORDER_REFLECT
+
+
+def _usm(img: np.ndarray, sigma: float, amount: float) -> np.ndarray:
+    """Unsharp mask ``img + amount · (img − blur_sigma(img))``, clipped to [0, 1]."""
+    return np.clip(img + amount * (img - cv2.GaussianBlur(img, (0, 0), sigma, borderType=_R)), 0, 1)
+
+
+def _detail(img: np.ndarray, s: float) -> np.ndarray:
+    base = cv2.bilateralFilter(img, 9, 0.1, 3.0, borderType=_R)
+    out = base + (1.0 + 0.9 * s) * (img - base)
+    mean = out.mean(axis=(0, 1), keepdims=True)
+    return np.clip(mean + (1.0 + 0.08 * s) * (out - mean), 0, 1)
+
+
+#: version folder -> f((H, W, 3) float32 image in [0, 1], strength (1 = nominal)) -> enhanced image in [0, 1]: mild
+#: unsharp mask; bilateral denoising + unsharp mask; amplified detail + contrast; strong wide unsharp mask (halos)
+ENHANCERS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    '01': lambda img, s: _usm(img, 1.0, 0.6 * s),
+    '02': lambda img, s: _usm(cv2.bilateralFilter(img, 5, 0.06, 1.5, borderType=_R), 1.2, 0.9 * s),
+    '03': _detail,
+    '04': lambda img, s: _usm(img, 2.5, 2.2 * s),
 }
+VERSIONS = tuple(ENHANCERS)
 
-_STRENGTH_RANGE = (0.6, 1.4)
-_FLAT_THRESHOLD = 0.02  # std of the Laplacian of the luminance in [0, 1]; flatter patches are skipped
+
+def enhance_all(img: np.ndarray, strengths: dict[str, float]) -> dict[str, np.ndarray]:
+    """Every enhancer applied to ``img`` ((H, W, 3) float32 in [0, 1]); version -> float32 image in [0, 1]."""
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    return {v: fn(img, float(strengths[v])).astype(np.float32) for v, fn in ENHANCERS.items()}
+
+
+class QualityFeatures(NamedTuple):
+    sharpness: float  # log ratio of mean gradient magnitudes (enhanced / original)
+    halo: float  # mean overshoot beyond the original's local 5x5 range, 1/255 units, 3/255 tolerated
+    noise: float  # how much more the gradients grow in the flattest quarter than overall
+
+
+def quality_features(original: np.ndarray, enhanced: np.ndarray) -> QualityFeatures:
+    """The annotators' quality proxy of ``enhanced`` against ``original`` ((H, W, 3) float32 in [0, 1] each)."""
+    y_o, y_e = (np.asarray(x, np.float32) @ _LUMA for x in (original, enhanced))
+    g_o, g_e = (np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0, borderType=_R), cv2.Sobel(y, cv2.CV_32F, 0, 1, borderType=_R))
+                for y in (y_o, y_e))  # fmt: skip
+    sharpness = float(np.log((g_e.mean() + 1e-4) / (g_o.mean() + 1e-4)))
+    box = np.ones((5, 5), np.uint8)
+    hi, lo = cv2.dilate(y_o, box, borderType=_R), cv2.erode(y_o, box, borderType=_R)
+    excess = np.maximum(y_e - hi, 0) + np.maximum(lo - y_e, 0)
+    flat = g_o <= np.quantile(g_o, 0.25)
+    flat_gain = float(np.log((g_e[flat].mean() + 1e-4) / (g_o[flat].mean() + 1e-4)))
+    halo = float(np.maximum(excess - 3 / 255, 0).mean() * 255)
+    return QualityFeatures(sharpness, halo, max(flat_gain - sharpness, 0.0))
+
+
+@dataclass(frozen=True)
+class Annotator:
+    """score = sharp_weight·min(sharpness, sharp_cap) − halo_weight·halo − noise_weight·noise + N(0, sigma);
+    Positive above ``pos_threshold``, Negative below ``neg_threshold``, else Similar."""
+
+    name: str
+    sharp_weight: float = 1.0
+    sharp_cap: float = 0.35
+    halo_weight: float = 0.05
+    noise_weight: float = 0.25
+    sigma: float = 0.05
+    pos_threshold: float = 0.08
+    neg_threshold: float = -0.03
+
+    def label(self, f: QualityFeatures, rng: np.random.Generator) -> str:
+        score = self.sharp_weight * min(f.sharpness, self.sharp_cap) - self.halo_weight * f.halo
+        score += rng.normal(0.0, self.sigma) - self.noise_weight * f.noise
+        return 'Positive' if score > self.pos_threshold else 'Negative' if score < self.neg_threshold else 'Similar'
+
+
+# A: balanced; B: likes crisp images, tolerant of halos; C: strict about halos and noise, harder to impress.
+ANNOTATORS = (
+    Annotator('A'),
+    Annotator('B', sharp_weight=1.2, halo_weight=0.035, noise_weight=0.15, sigma=0.06),
+    Annotator('C', sharp_weight=0.9, halo_weight=0.07, noise_weight=0.4, sigma=0.06, pos_threshold=0.1),
+)
 
 
 @dataclass(frozen=True)
 class DemoDataConfig:
-    """How the demo data are cut.
-
-    Attributes:
-        seed: seeds enhancement strengths, annotator noise, display order and timing.
-        train_patch: side of a training group's HR images.
-        train_stride: step between training patches.
-        test_patch: side of a test group's HR images (a multiple of the SR scale).
-        max_train_groups: keep at most this many training groups (evenly spread), None = all.
-        max_test_groups: keep at most this many test groups (round robin over the photographs).
-        sources: stem prefix -> file name in the scikit-image data folder.
-    """
+    """How the demo data are cut: patch sides and stride (multiples of the x4 scale), group limits (training groups
+    evenly spread, None = all; test groups round robin over the photographs), sources (stem prefix -> file)."""
 
     seed: int = 0
     train_patch: int = 96
@@ -80,8 +135,6 @@ class DemoDataConfig:
 
 @dataclass
 class DemoData:
-    """Where the builder put things, and what it made."""
-
     root: Path
     train_split: str
     train_images: Path
@@ -93,237 +146,106 @@ class DemoData:
 
 
 def skimage_data_dir() -> Path:
-    """The folder of scikit-image's bundled sample images (found without importing scikit-image's data API)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec('skimage')
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            'scikit-image is not installed: the demo cuts its photographs from skimage/data (pip install scikit-image)'
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / 'data'
+    """The folder of the sample photographs bundled with scikit-image."""
+    return Path(skimage.__file__).parent / 'data'
 
 
-def _load_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)  # gray files are expanded to 3 equal channels
-    if img is None:
-        raise DataError(f'{path}: cannot read the bundled sample image (is scikit-image installed completely?)')
-    return np.ascontiguousarray(img[..., ::-1]).astype(np.float32) / 255.0
-
-
-def _is_flat(patch: np.ndarray) -> bool:
-    y = patch.mean(axis=2)
-    return float(cv2.Laplacian(y, cv2.CV_32F, borderType=cv2.BORDER_REFLECT).std()) < _FLAT_THRESHOLD
-
-
-def _to_u8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-def _grid(start: int, stop: int, size: int, stride: int) -> list[int]:
-    return list(range(start, stop - size + 1, stride))
-
-
-@dataclass
-class _Group:
-    stem: str
-    hr: np.ndarray  # (S, S, 3) uint8 RGB
-
-
-def _cut(cfg: DemoDataConfig) -> tuple[list[_Group], list[_Group], list[str]]:
-    """Training groups, test candidates, and the source files missing from this scikit-image install."""
+def _cut(cfg: DemoDataConfig) -> tuple[list, list, list[str]]:
+    """(stem, BGR uint8 patch) training groups and test candidates, and the sources missing from this install."""
     data_dir = skimage_data_dir()
     train, test, missing = [], [], []
-    for name in sorted(cfg.sources):
+
+    def keep(patch: np.ndarray) -> bool:
+        y = patch.astype(np.float32).mean(axis=2) / 255
+        return float(cv2.Laplacian(y, cv2.CV_32F, borderType=_R).std()) >= _FLAT
+
+    for name, file in sorted(cfg.sources.items()):
         if '_' in name:
             raise ConfigError(f'demo sources: stem prefix {name!r} must not contain "_"')
-        if not (data_dir / cfg.sources[name]).is_file():
-            missing.append(cfg.sources[name])  # not bundled with every scikit-image version
+        if not (data_dir / file).is_file():
+            missing.append(file)  # not bundled with every scikit-image version
             continue
-        img = _to_u8(_load_rgb(data_dir / cfg.sources[name]))
+        img = read_image(data_dir / file)
         h, w = img.shape[:2]
-        strip = w - cfg.test_patch  # test strip: columns [strip, w)
-        gap = cfg.test_patch // 4
-        if strip - gap < cfg.train_patch:
-            raise DataError(f'{data_dir / cfg.sources[name]}: {w}x{h} is too small for the demo patches')
-        for top in _grid(0, h, cfg.train_patch, cfg.train_stride):
-            for left in _grid(0, strip - gap, cfg.train_patch, cfg.train_stride):
-                patch = img[top : top + cfg.train_patch, left : left + cfg.train_patch]
-                if not _is_flat(patch.astype(np.float32) / 255.0):
-                    train.append(_Group(f'{name}-{top}-{left}', patch))
-        for top in _grid(0, h, cfg.test_patch, cfg.test_patch):
-            patch = img[top : top + cfg.test_patch, strip:w]
-            if not _is_flat(patch.astype(np.float32) / 255.0):
-                test.append(_Group(f'{name}-{top}-{strip}', patch))
+        strip, tp, p = w - cfg.test_patch, cfg.test_patch, cfg.train_patch
+        if strip - tp // 4 < p:
+            raise DataError(f'{data_dir / file}: {w}x{h} is too small for the demo patches')
+        for top in range(0, h - p + 1, cfg.train_stride):
+            for left in range(0, strip - tp // 4 - p + 1, cfg.train_stride):
+                train.append((f'{name}-{top}-{left}', img[top : top + p, left : left + p]))
+        test += [(f'{name}-{top}-{strip}', img[top : top + tp, strip:]) for top in range(0, h - tp + 1, tp)]
+    train, test = [g for g in train if keep(g[1])], [g for g in test if keep(g[1])]
     if not train or not test:
         raise DataError(f'{data_dir}: none of the demo photographs {sorted(cfg.sources.values())} is bundled here')
     return train, test, missing
 
 
-def _annotate(
-    group: _Group, rng: np.random.Generator, annotators: tuple[Annotator, ...]
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]], dict[str, list[str]]]:
+def _annotate(hr: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict, dict]:
     """Enhanced versions (uint8), annotator -> version -> label, annotator -> display order."""
-    hr = group.hr.astype(np.float32) / 255.0
-    strengths = {v: float(rng.uniform(*_STRENGTH_RANGE)) for v in VERSIONS}
-    versions = {v: _to_u8(img) for v, img in enhance_all(hr, strengths).items()}
-    feats = {v: quality_features(hr, versions[v].astype(np.float32) / 255.0) for v in VERSIONS}
-    labels: dict[str, dict[str, str]] = {}
-    orders: dict[str, list[str]] = {}
-    for ann in annotators:
-        labels[ann.name] = {v: ann.label(feats[v], rng) for v in VERSIONS}
-        orders[ann.name] = [VERSIONS[i] for i in rng.permutation(len(VERSIONS))]
-    return versions, labels, orders
+    x = hr.astype(np.float32) / 255
+    enhanced = enhance_all(x, {v: rng.uniform(0.6, 1.4) for v in VERSIONS})
+    versions = {v: np.rint(img * 255).astype(np.uint8) for v, img in enhanced.items()}
+    feats = {v: quality_features(x, img.astype(np.float32) / 255) for v, img in versions.items()}
+    labels = {a.name: {v: a.label(feats[v], rng) for v in VERSIONS} for a in ANNOTATORS}
+    return versions, labels, {a.name: [VERSIONS[i] for i in rng.permutation(len(VERSIONS))] for a in ANNOTATORS}
 
 
-def _time_cost(rng: np.random.Generator, index: int) -> dict:
-    start = _dt.datetime(2022, 3, 1, 9, 0, 0) + _dt.timedelta(seconds=60 * index + int(rng.integers(0, 30)))
-    total = int(rng.integers(6, 45))
-    fmt = '%Y-%m-%d %H:%M:%S'
-    return {'Start': start.strftime(fmt), 'End': (start + _dt.timedelta(seconds=total)).strftime(fmt), 'Total': total}
+def _write(root: Path, split: str, groups: list, rng: np.random.Generator) -> tuple[Path, Path]:
+    images, labels_dir = root / 'images' / split, root / 'labels' / split
+    for stem, hr, (versions, labels, orders) in groups:
+        write_image(images / f'{version_key(stem, "original")}.png', hr)
+        for v, img in versions.items():
+            write_image(images / f'{version_key(stem, v)}.png', img)
+        for ann, lab in labels.items():
+            total = int(rng.integers(6, 45))  # seconds the simulated annotator took
+            write_annotation(labels_dir / ann / f'{stem}.json', stem, lab, order=orders[ann], time_cost=total)
+    return images, labels_dir
 
 
-def _write_group(
-    images: Path,
-    labels_dir: Path,
-    stem: str,
-    hr: np.ndarray,
-    versions: dict[str, np.ndarray],
-    labels: dict[str, dict[str, str]],
-    orders: dict[str, list[str]],
-    rng: np.random.Generator,
-    index: int,
-) -> None:
-    from hggt_basicsr.labels import write_annotation
+def _pick(groups: list, n: int) -> list:
+    """``n`` of the (no final Negative?, stem, ...) groups: those with a final Negative first, each kind taken one
+    per photograph in turn (photographs sorted by name)."""
+    seen: Counter = Counter()
 
-    cv2.imwrite(os.fspath(images / 'original' / f'{stem}.png'), hr[..., ::-1])
-    for v, img in versions.items():
-        cv2.imwrite(os.fspath(images / v / f'{stem}_{v}.png'), img[..., ::-1])
-    for ann, ann_labels in labels.items():
-        write_annotation(
-            labels_dir / ann / f'{stem}.json', stem, ann_labels, order=orders[ann], time_cost=_time_cost(rng, index)
-        )
+    def rank(group: tuple) -> tuple:  # called once per group, in order
+        src = group[1].split('-')[0]
+        seen[group[0], src] += 1
+        return group[0], seen[group[0], src], src
 
-
-def _make_dirs(images: Path, labels_dir: Path, annotators: tuple[Annotator, ...]) -> None:
-    for sub in ('original', *VERSIONS):
-        (images / sub).mkdir(parents=True, exist_ok=True)
-    for ann in annotators:
-        (labels_dir / ann.name).mkdir(parents=True, exist_ok=True)
-
-
-def _spread(items: list, n: int | None) -> list:
-    if n is None or len(items) <= n:
-        return items
-    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
-    return [items[i] for i in idx]
-
-
-def _round_robin(groups: list[_Group], n: int) -> list[_Group]:
-    by_source: dict[str, list[_Group]] = {}
-    for g in groups:
-        by_source.setdefault(g.stem.split('-')[0], []).append(g)
-    out: list[_Group] = []
-    queues = [by_source[k] for k in sorted(by_source)]
-    while len(out) < n and any(queues):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return out
+    return sorted(groups, key=rank)[:n]
 
 
 def build_demo_data(
-    root: str | os.PathLike,
-    cfg: DemoDataConfig | None = None,
-    *,
-    annotators: tuple[Annotator, ...] = ANNOTATORS,
-    progress: Callable[[str], None] | None = None,
+    root: str | os.PathLike, cfg: DemoDataConfig | None = None, *, progress: Callable[[str], None] | None = None
 ) -> DemoData:
-    """Cut, enhance, annotate and write the demo train and test splits under ``root``.
-
-    Args:
-        root: output folder (``<root>/Train``, ``<root>/Test`` are created; existing files are overwritten).
-        cfg: cutting options; defaults to :class:`DemoDataConfig`.
-        annotators: the simulated annotators (folder names = their names).
-        progress: called with a one-line message per step (the CLI prints it); None = silent.
-
-    Returns:
-        A :class:`DemoData` describing what was written.
-
-    Raises:
-        DataError: the bundled images are missing, or no test group has a final Positive.
-    """
-    from hggt_basicsr.labels import aggregate
-
-    cfg = cfg or DemoDataConfig()
+    """Cut, enhance, annotate and write the demo train and test splits under ``root`` (files are overwritten)."""
+    cfg, say, root = cfg or DemoDataConfig(), progress or (lambda msg: None), Path(root)
     if cfg.test_patch % 4 or cfg.train_patch % 4:
         raise ConfigError('demo data: train_patch and test_patch must be multiples of 4 (the SR scale)')
-    say = progress or (lambda msg: None)
-    root = Path(root)
-    rng = np.random.default_rng(cfg.seed)
-
-    train_groups, test_candidates, missing = _cut(cfg)
+    train, candidates, missing = _cut(cfg)
     if missing:
         say(f'skipped photographs not bundled with this scikit-image: {", ".join(missing)}')
-    train_groups = _spread(train_groups, cfg.max_train_groups)
-    say(
-        f'cut {len(train_groups)} training and {len(test_candidates)} candidate test patches '
-        f'from {len(cfg.sources) - len(missing)} bundled photographs'
-    )
+    if cfg.max_train_groups is not None and len(train) > cfg.max_train_groups:
+        train = [train[i] for i in np.linspace(0, len(train) - 1, cfg.max_train_groups).round().astype(int)]
+    say(f'cut {len(train)} training and {len(candidates)} candidate test patches')
 
-    # test split first (its candidates are filtered by their labels), with its own stream of random numbers
-    test_rng = np.random.default_rng([cfg.seed, 1])
-    test_made, with_negative = [], set()
-    for g in test_candidates:
-        versions, labels, orders = _annotate(g, test_rng, annotators)
-        final, _ = aggregate([labels[a.name] for a in annotators])
-        if any(lab == 'Positive' for lab in final.values()):
-            test_made.append((g, versions, labels, orders))
-            if any(lab == 'Negative' for lab in final.values()):
-                with_negative.add(g.stem)
-    by_stem = {g.stem: (g, v, lab, o) for g, v, lab, o in test_made}
-    # at least half of the test groups (and at least one) also have a final Negative, for the report's diagnostic of
-    # the negative term; the rest are drawn round robin over the photographs from all the remaining candidates
-    need = min(len(with_negative), max(1, cfg.max_test_groups // 2))
-    chosen = _round_robin([t[0] for t in test_made if t[0].stem in with_negative], need)
-    taken = {g.stem for g in chosen}
-    chosen += _round_robin([t[0] for t in test_made if t[0].stem not in taken], cfg.max_test_groups - len(chosen))
+    # the test split first, from its own stream of random numbers, among the candidates with a final Positive
+    test_rng, made = np.random.default_rng([cfg.seed, 1]), []
+    for stem, hr in candidates:
+        annotation = _annotate(hr, test_rng)
+        final = set(aggregate(list(annotation[1].values()))[0].values())
+        if 'Positive' in final:
+            made.append(('Negative' not in final, stem, hr, annotation))
+    chosen = sorted(_pick(made, cfg.max_test_groups), key=lambda g: g[1])
     if not chosen:
         raise DataError('demo data: no test patch got a final Positive label; change the seed or the sources')
-    if not with_negative:
-        say('no test patch got both a final Positive and a final Negative: the negative-term diagnostic stays empty')
-    test_images, test_labels = root / 'Test' / 'images', root / 'Test' / 'labels'
-    _make_dirs(test_images, test_labels, annotators)
-    for i, g in enumerate(sorted(chosen, key=lambda g: g.stem)):
-        _, versions, labels, orders = by_stem[g.stem]
-        _write_group(test_images, test_labels, g.stem, g.hr, versions, labels, orders, test_rng, i)
-    test_stems = sorted(g.stem for g in chosen)
-    n_neg = sum(s in with_negative for s in test_stems)
-    say(
-        f'wrote {len(test_stems)} test groups (each with >= 1 final Positive, {n_neg} with a final Negative) '
-        f'to {root / "Test"}'
-    )
+    test_images, test_labels = _write(root / 'Test', '', [g[1:] for g in chosen], test_rng)
+    n_neg = sum(not g[0] for g in chosen)
+    say(f'wrote {len(chosen)} test groups ({n_neg} with a final Negative) to {root / "Test"}')
 
-    split = f'0-{len(train_groups)}'
-    train_images, train_labels = root / 'Train' / 'images' / split, root / 'Train' / 'labels' / split
-    _make_dirs(train_images, train_labels, annotators)
-    try:
-        from tqdm import tqdm
-
-        iterator = tqdm(train_groups, desc='demo data', unit='group', disable=progress is None)
-    except ImportError:  # pragma: no cover
-        iterator = train_groups
-    for i, g in enumerate(iterator):
-        versions, labels, orders = _annotate(g, rng, annotators)
-        _write_group(train_images, train_labels, g.stem, g.hr, versions, labels, orders, rng, i)
-    say(f'wrote {len(train_groups)} training groups to {train_images.parent.parent}')
-    return DemoData(
-        root=root,
-        train_split=split,
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
-        train_stems=sorted(g.stem for g in train_groups),
-        test_stems=test_stems,
-    )
+    rng = np.random.default_rng(cfg.seed)
+    split = f'0-{len(train)}'
+    train_images, train_labels = _write(root / 'Train', split, [(s, hr, _annotate(hr, rng)) for s, hr in train], rng)
+    say(f'wrote {len(train)} training groups to {root / "Train"}')
+    stems = sorted(s for s, _ in train), [g[1] for g in chosen]
+    return DemoData(root, split, train_images, train_labels, test_images, test_labels, *stems)

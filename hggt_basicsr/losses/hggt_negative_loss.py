@@ -1,4 +1,4 @@
-"""The masked negative term of HGGT (CVPR 2023, arXiv 2303.13069, Eq. 3-5; hggt-upstream.md §3.5).
+"""The masked negative term of HGGT (CVPR 2023, arXiv 2303.13069, Eq. 3-5).
 
 For each sample with a human-labelled negative GT ``I_n`` (and a positive ``I_p``, or the original when it has
 none), on the cropped GT patches:
@@ -25,7 +25,7 @@ What we changed against upstream, and why:
   backward (the gradient of ``|·|`` is taken as 0 at 0, as torch's ``abs``);
 * ``bounded=True`` (off by default) is a per-pixel hinge: ``|SR − I_n|`` saturates at ``margin``, i.e.
   ``l_i = mean(M ⊙ min(|SR_i − I_n|, margin))``, so the generator gains nothing by moving a pixel further than
-  ``margin`` from the negative; the upstream term is unbounded (§9 item 5).
+  ``margin`` from the negative; the upstream term is unbounded.
 """
 
 from __future__ import annotations
@@ -38,22 +38,25 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
 from hggt_basicsr.errors import ConfigError
+from hggt_basicsr.options import Opt, check_section
 
 __all__ = ['HGGTNegativeLoss', 'local_variance', 'negative_weight_map']
 
-_REDUCTIONS = ('mean', 'sum', 'none')
+#: the options of ``train.neg_opt`` (with ``type: HGGTNegativeLoss``)
+OPTIONS = {
+    'loss_weight': Opt('num', 300.0),  # δ (paper and upstream configs: 300)
+    'ksize': Opt('int', 3, lo=3, odd=True),  # local-variance window
+    'power': Opt('num', 0.75, lo=0),  # exponent on the local variance, > 0
+    'vote_weight': Opt('bool', True),  # weight the maps by votes / 3 (upstream); False: weight 1
+    'bounded': Opt('bool', False),  # per-pixel hinge min(|SR − I_n|, margin) instead of |SR − I_n| (off = upstream)
+    'margin': Opt('num', 0.05, lo=0),  # the hinge margin in [0, 1] intensity units, > 0 with bounded
+    'reduction': Opt('str', 'mean', choices=('mean', 'sum', 'none')),
+}
 
 
 def local_variance(x: torch.Tensor, ksize: int = 3) -> torch.Tensor:
-    """Unbiased variance of every ``ksize x ksize`` window (reflect padding), as ``unfold`` + ``torch.var``.
-
-    Args:
-        x: (B, C, H, W) float.
-        ksize: odd window size >= 3.
-
-    Returns:
-        (B, C, H, W), >= 0.
-    """
+    """Unbiased variance (>= 0) of every ``ksize x ksize`` window of (B, C, H, W) with reflect padding, as
+    ``unfold`` + ``torch.var``; ``ksize`` odd >= 3."""
     if ksize < 3 or ksize % 2 == 0:
         raise ValueError(f'ksize must be odd and >= 3, got {ksize}')
     h, w = x.shape[-2:]
@@ -89,8 +92,7 @@ class _WeightedAbsSum(torch.autograd.Function):
         else:
             d.abs_()
             direction.masked_fill_(d > margin, 0.0)  # saturated pixels push no further
-            d.clamp_(max=margin)
-            value = (d * weights).sum(dim=(1, 2, 3))
+            value = (d.clamp_(max=margin) * weights).sum(dim=(1, 2, 3))
         ctx.save_for_backward(direction)
         ctx.sr_dtype = sr.dtype
         return value
@@ -113,8 +115,7 @@ def _channel_abs_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _vote_weight(votes: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | float:
     if votes is None:
         return 1.0
-    votes = torch.as_tensor(votes, device=like.device)
-    return (votes.to(like.dtype) / 3.0).view(-1, 1, 1, 1)
+    return (torch.as_tensor(votes, device=like.device).to(like.dtype) / 3.0).view(-1, 1, 1, 1)
 
 
 @torch.no_grad()
@@ -127,25 +128,14 @@ def negative_weight_map(
     ksize: int = 3,
     power: float = 0.75,
 ) -> torch.Tensor:
-    """The refined per-pixel weight map ``M`` of the negative term (§3.5).
+    """The refined per-pixel weight map ``M`` (B, 1, H, W), float32 >= 0, without gradient.
 
-    Args:
-        ori: (B, 3, H, W) original HR patches in [0, 1].
-        pos: (B, 3, H, W) positive patches (the original where a sample has no positive).
-        neg: (B, 3, H, W) negative patches.
-        pos_votes: (B,) int vote counts of the positive (3 for the original), or None for weight 1.
-        neg_votes: (B,) int vote counts of the negative (2 or 3), or None for weight 1.
-        ksize: local-variance window.
-        power: exponent applied to the local variance.
-
-    Returns:
-        (B, 1, H, W) float32 map, >= 0, without gradient.
+    ``ori``, ``pos`` (the original where a sample has no positive) and ``neg`` are (B, 3, H, W) patches in [0, 1];
+    the votes are (B,) ints (3 for the original), or None for weight 1.
     """
     ori, pos, neg = ori.float(), pos.float(), neg.float()
-    r_pos = _channel_abs_sum(ori, pos)
-    r_neg = _channel_abs_sum(ori, neg)
-    m_pos = local_variance(r_pos, ksize).pow_(power).mul_(_vote_weight(pos_votes, ori))
-    m_neg = local_variance(r_neg, ksize).pow_(power).mul_(_vote_weight(neg_votes, ori))
+    m_pos = local_variance(_channel_abs_sum(ori, pos), ksize).pow_(power).mul_(_vote_weight(pos_votes, ori))
+    m_neg = local_variance(_channel_abs_sum(ori, neg), ksize).pow_(power).mul_(_vote_weight(neg_votes, ori))
     return m_neg.masked_fill_(m_pos >= m_neg, 0.0)
 
 
@@ -153,15 +143,9 @@ def negative_weight_map(
 class HGGTNegativeLoss(nn.Module):
     """HGGT's masked negative L1 term (Eq. 3-5): a non-negative value that the model subtracts.
 
-    Args:
-        loss_weight: δ (paper and upstream configs: 300).
-        ksize: local-variance window (3).
-        power: exponent on the local variance (0.75).
-        vote_weight: weight the maps by votes / 3 (upstream); False → weight 1.
-        bounded: per-pixel hinge ``min(|SR − I_n|, margin)`` instead of ``|SR − I_n|`` (off = upstream).
-        margin: the hinge margin in [0, 1] intensity units (only with ``bounded``).
-        reduction: 'mean' → (1 / B) Σ over samples with a negative (B counts all samples, as upstream);
-            'sum' → Σ over samples with a negative; 'none' → (B,) per-sample values (0 without a negative).
+    Options: see :data:`OPTIONS`. ``reduction`` 'mean': (1 / B) Σ over the samples with a negative (B counts all
+    samples, as upstream); 'sum': Σ over the samples with a negative; 'none': (B,) per-sample values (0 without a
+    negative).
     """
 
     def __init__(
@@ -175,27 +159,18 @@ class HGGTNegativeLoss(nn.Module):
         reduction: str = 'mean',
     ) -> None:
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ConfigError(f'neg_opt.reduction: unsupported {reduction!r}; choose one of {list(_REDUCTIONS)}')
-        if int(ksize) < 3 or int(ksize) % 2 == 0:
-            raise ConfigError(f'neg_opt.ksize: must be odd and >= 3, got {ksize}')
-        if float(power) <= 0:
-            raise ConfigError(f'neg_opt.power: must be positive, got {power}')
-        if bounded and float(margin) <= 0:
-            raise ConfigError(f'neg_opt.margin: must be positive with bounded: true, got {margin}')
-        self.loss_weight = float(loss_weight)
-        self.ksize = int(ksize)
-        self.power = float(power)
-        self.vote_weight = bool(vote_weight)
-        self.bounded = bool(bounded)
-        self.margin = float(margin)
-        self.reduction = reduction
+        given = dict(loss_weight=loss_weight, ksize=ksize, power=power, vote_weight=vote_weight)
+        given.update(bounded=bounded, margin=margin, reduction=reduction)
+        o = check_section(given, OPTIONS, 'neg_opt')
+        if o['power'] <= 0:
+            raise ConfigError(f'neg_opt.power: expected a number > 0, got {power!r}')
+        if o['bounded'] and o['margin'] <= 0:
+            raise ConfigError(f'neg_opt.margin: expected a number > 0 with bounded: true, got {margin!r}')
+        for key, value in o.items():  # loss_weight, ksize, power, vote_weight, bounded, margin, reduction
+            setattr(self, key, value)
 
     def extra_repr(self) -> str:
-        return (
-            f'loss_weight={self.loss_weight}, ksize={self.ksize}, power={self.power}, vote_weight={self.vote_weight}, '
-            f'bounded={self.bounded}, margin={self.margin}, reduction={self.reduction!r}'
-        )
+        return ', '.join(f'{k}={getattr(self, k)!r}' for k in OPTIONS)
 
     def forward(
         self,
@@ -207,45 +182,22 @@ class HGGTNegativeLoss(nn.Module):
         neg_votes: torch.Tensor,
         has_neg: torch.Tensor,
     ) -> torch.Tensor:
-        """Compute δ · reduce_i(l_i) over the samples with a negative.
+        """δ · reduce_i(l_i) over the samples with a negative: a scalar (or (B,) with reduction 'none') >= 0.
 
-        Args:
-            sr: (B, 3, H, W) network output (gradient flows only here).
-            neg: (B, 3, H, W) negative patches (any content where ``has_neg`` is False).
-            ori: (B, 3, H, W) original patches.
-            pos: (B, 3, H, W) positive patches (the original where there is none).
-            pos_votes: (B,) int vote counts of ``pos``.
-            neg_votes: (B,) int vote counts of ``neg``.
-            has_neg: (B,) bool.
-
-        Returns:
-            A scalar tensor (or (B,) with reduction 'none'), >= 0, on ``sr``'s device.
+        ``sr`` (B, 3, H, W) is the network output (the only input with a gradient); ``neg`` (any content where
+        ``has_neg`` (B,) bool is False), ``ori``, ``pos`` (the original where there is none) are (B, 3, H, W)
+        patches; ``pos_votes`` / ``neg_votes`` (B,) their vote counts.
         """
-        b = sr.shape[0]
-        weights = negative_weight_map(
-            ori,
-            pos,
-            neg,
-            pos_votes if self.vote_weight else None,
-            neg_votes if self.vote_weight else None,
-            ksize=self.ksize,
-            power=self.power,
-        )
+        votes = (pos_votes, neg_votes) if self.vote_weight else (None, None)
+        weights = negative_weight_map(ori, pos, neg, *votes, ksize=self.ksize, power=self.power)
         # float32 even under autocast: bmm would otherwise run in fp16 / bf16 (lossy, and fp16 overflows for sums
         # above 65504 on large patches)
-        device_type = sr.device.type
-        no_autocast = (
-            torch.autocast(device_type=device_type, enabled=False)
-            if torch.amp.is_autocast_available(device_type)
-            else contextlib.nullcontext()
-        )
-        with no_autocast:
+        dev = sr.device.type
+        fp32 = torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else contextlib.nullcontext()
+        with fp32:
             sums = _WeightedAbsSum.apply(sr, neg, weights, self.margin if self.bounded else None)
         per_sample = sums * (has_neg.to(device=sums.device, dtype=sums.dtype) / sr[0].numel())
-        if self.reduction == 'mean':
-            loss = per_sample.sum() / b
-        elif self.reduction == 'sum':
-            loss = per_sample.sum()
-        else:
-            loss = per_sample
-        return self.loss_weight * loss
+        if self.reduction == 'none':
+            return self.loss_weight * per_sample
+        loss = per_sample.sum()
+        return self.loss_weight * (loss / sr.shape[0] if self.reduction == 'mean' else loss)

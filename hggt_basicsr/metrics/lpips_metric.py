@@ -1,9 +1,10 @@
-"""LPIPS (Zhang et al., CVPR 2018, arXiv:1801.03924), AlexNet v0.1, from the ``lpips`` package, offline.
+"""LPIPS (Zhang et al., CVPR 2018, arXiv:1801.03924), AlexNet v0.1, from the ``lpips`` package.
 
-``lpips.LPIPS(net='alex')`` downloads torchvision's AlexNet at first use. Here the package is built with a random
-trunk (``pnet_rand=True``, no download; its shipped linear layers still load) and the trunk then receives the
-local AlexNet weights (:func:`load_lpips`); a missing file raises :class:`~hggt_basicsr.errors.WeightsError`, never
-a silent random trunk. Inputs are RGB in [0, 1] mapped to [-1, 1] as the package expects.
+``lpips.LPIPS(net='alex')`` fetches torchvision's AlexNet itself at first use. Here the package is built with a
+random trunk (``pnet_rand=True``; its shipped linear layers still load) and the trunk then receives the AlexNet
+weights that :func:`hggt_basicsr.io.find_weights` finds or downloads; missing weights raise
+:class:`~hggt_basicsr.errors.WeightsError`, never a silent random trunk. Inputs are RGB in [0, 1] mapped to
+[-1, 1] as the package expects.
 
 :func:`lpips_distance` computes the features of each distinct image once, so one SR image against K ground truths
 costs K + 1 trunk passes instead of 2K.
@@ -12,104 +13,57 @@ costs K + 1 trunk passes instead of 2K.
 from __future__ import annotations
 
 import os
-import threading
 import warnings
-from pathlib import Path
 
+import lpips
 import numpy as np
 import torch
+import torchvision
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from hggt_basicsr.errors import WeightsError
-from hggt_basicsr.metrics.metric_common import (
-    default_device,
-    features_state,
-    image_pair,
-    load_state_dict_file,
-    resolve_weights,
-)
+from hggt_basicsr.io import backbone_features, default_device, find_weights, load_state_dict
+from hggt_basicsr.metrics.metric_common import cached, file_key, image_pair
 
-ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
+ALEXNET_URL = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
+ALEXNET_FILE = ALEXNET_URL.rsplit('/', 1)[-1]
 ALEXNET_ENV = 'HGGT_LPIPS_WEIGHTS'
 _WHAT = 'LPIPS (AlexNet backbone)'
-_CACHE: dict[tuple, torch.nn.Module] = {}
-_LOCK = threading.Lock()
 
 
 def load_lpips(device: str | torch.device | None = None, weights_path: str | os.PathLike | None = None):
-    """Build (once per file and device) the LPIPS-Alex v0.1 module with local AlexNet weights.
+    """The LPIPS-Alex v0.1 module (``lpips.LPIPS``, eval, no gradients), built once per weights file and device.
 
-    Args:
-        device: where the module lives; ``None``: CUDA when available, else CPU.
-        weights_path: AlexNet weights file; default ``$HGGT_LPIPS_WEIGHTS`` or
-            ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``. Full torchvision files and
-            features-only state dicts are both accepted.
-
-    Returns:
-        ``lpips.LPIPS`` in eval mode without gradients.
-
-    Raises:
-        WeightsError: missing file, or weights that do not fit AlexNet's features.
+    ``weights_path`` (a full torchvision file or features only) wins over ``$HGGT_LPIPS_WEIGHTS`` and the usual
+    places of :func:`hggt_basicsr.io.find_weights`; ``device=None`` means CUDA when available.
     """
-    path = resolve_weights(ALEXNET_FILE, path=weights_path, env=ALEXNET_ENV, what=_WHAT)
+    path = find_weights(ALEXNET_URL, what=_WHAT, path=weights_path, env=ALEXNET_ENV)
     device = default_device(device)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _build(path).to(device)
-        return _CACHE[key]
+    return cached(('lpips', *file_key(path), str(device)), lambda: _build(path).to(device))
 
 
-def _build(path: Path) -> torch.nn.Module:
-    import lpips
-
-    features = features_state(load_state_dict_file(path, what=_WHAT), path=path, what=_WHAT)
+def _build(path) -> torch.nn.Module:
+    features = backbone_features(path, _WHAT)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # torchvision's deprecated `pretrained=` argument
         model = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)
-    # the package splits torchvision's `features` into slices that keep the original child names
-    trunk_state = {}
-    for slice_name, part in model.net.named_children():
-        for child_name in part._modules:
-            prefix = f'{child_name}.'
-            for key, value in features.items():
-                if key.startswith(prefix):
-                    trunk_state[f'{slice_name}.{key}'] = value
-    try:
-        model.net.load_state_dict(trunk_state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WeightsError(f'{_WHAT}: {str(path)!r} does not fit torchvision AlexNet: {first}') from exc
-    model.eval().requires_grad_(False)
-    return model
+    # the package's slices hold torchvision's features.0 ... features.11 in order: a flat view takes their keys
+    trunk = torch.nn.Sequential(*(layer for part in model.net.children() for layer in part))
+    load_state_dict(trunk, features, path, name='torchvision AlexNet features')
+    return model.eval().requires_grad_(False)
 
 
 def _features(model: torch.nn.Module, img: torch.Tensor) -> list[torch.Tensor]:
-    import lpips
-
-    outs = model.net(model.scaling_layer(img * 2 - 1))
-    return [lpips.normalize_tensor(out) for out in outs]
+    return [lpips.normalize_tensor(out) for out in model.net(model.scaling_layer(img * 2 - 1))]
 
 
 @torch.no_grad()
 def lpips_distance(model: torch.nn.Module, img: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
-    """LPIPS between ``img`` and ``img2`` (the package's ``forward`` with features reused across the batch).
-
-    Args:
-        model: from :func:`load_lpips`.
-        img: (B, 3, H, W) or (1, 3, H, W) RGB float in [0, 1]; a batch of 1 is compared with every ``img2``.
-        img2: (B, 3, H, W) RGB float in [0, 1].
-
-    Returns:
-        (B,) float32 distances.
-    """
+    """(B,) LPIPS between ``img`` (B or 1, 3, H, W) and ``img2`` (B, 3, H, W), RGB in [0, 1]: the package's
+    ``forward``, with the features of a batch-1 ``img`` reused against every ``img2``."""
     if img.shape[-3:] != img2.shape[-3:]:
         raise ValueError(f'LPIPS: image shapes differ: {tuple(img.shape)} vs {tuple(img2.shape)}')
-    feats = _features(model, img)
-    feats2 = _features(model, img2)
     total = 0
-    for lin, f1, f2 in zip(model.lins, feats, feats2):
+    for lin, f1, f2 in zip(model.lins, _features(model, img), _features(model, img2)):
         total = total + lin((f1 - f2) ** 2).mean(dim=(2, 3))  # (B, 1)
     return total.flatten()
 
@@ -125,22 +79,11 @@ def calculate_lpips(
     weights_path: str | None = None,
     **kwargs,
 ) -> float:
-    """LPIPS-Alex v0.1 in basicsr's metric convention (lower is better).
+    """LPIPS-Alex v0.1 in basicsr's metric convention (BGR images in [0, 255]; lower is better).
 
-    Args:
-        img: (H, W, 3) BGR image in [0, 255] (uint8 or float), as basicsr's ``tensor2img`` / cv2 give.
-        img2: reference image, same format.
-        crop_border: pixels removed on each side before the comparison.
-        input_order: 'HWC' or 'CHW'.
-        test_y_channel: not supported (LPIPS works on RGB); must be False.
-        device: computation device; ``None``: CUDA when available, else CPU.
-        weights_path: local AlexNet weights (see :func:`load_lpips`).
-
-    Returns:
-        The LPIPS distance.
+    ``test_y_channel`` must be False (LPIPS is defined on RGB); ``weights_path``: see :func:`load_lpips`.
     """
     model = load_lpips(device, weights_path)
-    dev = next(model.parameters()).device
     x, y = image_pair(
         'calculate_lpips',
         img,
@@ -148,6 +91,6 @@ def calculate_lpips(
         crop_border=crop_border,
         input_order=input_order,
         test_y_channel=test_y_channel,
-        device=dev,
+        device=next(model.parameters()).device,
     )
     return float(lpips_distance(model, x, y)[0])

@@ -12,37 +12,30 @@ YAML use::
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from hggt_basicsr.errors import ConfigError
-from hggt_basicsr.metrics.metric_common import default_device, image_to_tensor
-
-_CACHE: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+from hggt_basicsr.io import default_device
+from hggt_basicsr.metrics.metric_common import cached, metric_tensor
 
 
 def load_pyiqa(metric: str, device: str | torch.device | None = None):
     """The pyiqa metric ``metric`` on ``device`` (built once)."""
-    try:
+    try:  # deferred: an optional package that imports its whole model zoo; `import hggt_basicsr` must not pay it
         import pyiqa
     except ImportError as exc:
         raise ConfigError(
             "calculate_pyiqa: the optional package 'pyiqa' is not installed; "
             "pip install 'hggt_basicsr[pyiqa]' (pyiqa is licensed for non-commercial use only)"
         ) from exc
+    if metric not in pyiqa.list_models():
+        raise ConfigError(
+            f'calculate_pyiqa: unknown pyiqa metric {metric!r}; choose one of {sorted(pyiqa.list_models())}'
+        )
     device = default_device(device)
-    key = (metric, str(device))
-    with _LOCK:
-        if key not in _CACHE:
-            names = pyiqa.list_models()
-            if metric not in names:
-                raise ConfigError(f'calculate_pyiqa: unknown pyiqa metric {metric!r}; choose one of {sorted(names)}')
-            _CACHE[key] = pyiqa.create_metric(metric, device=device, as_loss=False)
-        return _CACHE[key]
+    return cached(('pyiqa', metric, str(device)), lambda: pyiqa.create_metric(metric, device=device, as_loss=False))
 
 
 @METRIC_REGISTRY.register()
@@ -55,26 +48,14 @@ def calculate_pyiqa(
     device: str | torch.device | None = None,
     **kwargs,
 ) -> float:
-    """Score ``img`` (against ``img2`` for full-reference metrics) with the pyiqa metric ``metric``.
-
-    Args:
-        img: (H, W, 3) BGR image in [0, 255], basicsr's convention.
-        img2: reference image (ignored by no-reference metrics).
-        crop_border: pixels removed on each side.
-        input_order: 'HWC' or 'CHW'.
-        metric: pyiqa metric name, e.g. ``lpips``, ``dists``, ``musiq``, ``niqe``.
-        device: computation device; ``None``: CUDA when available, else CPU.
-
-    Returns:
-        The score as pyiqa defines it.
-    """
+    """Score ``img`` (BGR in [0, 255], basicsr's convention) with the pyiqa metric ``metric`` (e.g. ``lpips``,
+    ``dists``, ``musiq``, ``niqe``), against ``img2`` for full-reference metrics; the score as pyiqa defines it."""
     if not metric:
         raise ConfigError('calculate_pyiqa: set the option metric: <pyiqa metric name>')
     scorer = load_pyiqa(metric, device)
-    dev = default_device(device)
-    x = image_to_tensor(img, crop_border=crop_border, input_order=input_order, device=dev)
+    convert = dict(crop_border=crop_border, input_order=input_order, device=default_device(device))
     if getattr(scorer, 'metric_mode', 'FR') == 'NR' or img2 is None:
-        score = scorer(x)
+        score = scorer(metric_tensor(img, **convert))
     else:
-        score = scorer(x, image_to_tensor(img2, crop_border=crop_border, input_order=input_order, device=dev))
+        score = scorer(metric_tensor(img, **convert), metric_tensor(img2, **convert))
     return float(torch.as_tensor(score).flatten()[0])
