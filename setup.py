@@ -23,7 +23,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['hggt_basicsr', 'hggt_basicsr.*']),
     include_package_data=True,
-    package_data={'hggt_basicsr.demo': ['options/*.yml', 'seed_spread.json']},  # `hggt demo` from a wheel
+    package_data={'hggt_basicsr.demo': ['seed_spread.json'], 'hggt_basicsr.demo.options': ['*.yml']},  # hggt demo
     install_requires=read_requirements(),
     extras_require={
         'dev': ['pytest>=7', 'ruff>=0.5'],

@@ -42,8 +42,7 @@ def main() -> None:
         report = run_demo(DemoSettings(out=args.out / f'seed-{seed}', seed=seed, stream_training_log=False))
         doc = json.loads(report.with_suffix('.json').read_text())
         for model in doc['models']:
-            row = {**model['metrics'], **doc['diagnostic']['models'][model['name']]}
-            for key, value in row.items():
+            for key, value in model['metrics'].items():
                 if value is not None:
                     values.setdefault(model['name'], {}).setdefault(key, []).append(value)
     spread = {

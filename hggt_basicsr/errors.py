@@ -20,6 +20,10 @@ class DataError(HGGTError, ValueError):
     """Bad data on disk: the message names the file or folder and the problem."""
 
 
+class MissingFolderError(ConfigError, DataError):
+    """An option names a folder that does not exist: a bad option and missing data at once."""
+
+
 class WeightsError(HGGTError, FileNotFoundError):
     """Missing or unusable weights: the message names the file and where to put it."""
 

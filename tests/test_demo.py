@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -243,6 +244,20 @@ def test_comparison_grid_geometry(tmp_path):
     ).all()
 
 
+def test_shipped_seed_spread_was_measured_with_the_default_settings():
+    """Changing the demo's defaults needs a new measurement (python bench/demo_seed_spread.py)."""
+    from hggt_basicsr.demo.pipeline import DemoSettings
+
+    spread, defaults = json.loads(SEED_SPREAD.read_text()), DemoSettings()
+    assert spread['settings']['GAN iterations per model'] == defaults.iters
+    assert spread['settings']['L1 pre-training iterations'] == defaults.pretrain_iters
+    assert spread['settings']['torch threads per process'] == defaults.threads
+    assert len(spread['seeds']) >= 3 and set(spread['differences']) == {f'{a} − {b}' for a, b in CONTRASTS}
+    for values in spread['differences'].values():
+        assert {'psnr', 'ssim', 'l1_negative', 'masked_l1_negative'} <= set(values)
+        assert all(len(v) == len(spread['seeds']) for v in values.values())
+
+
 # ------------------------------------------------------------------------------------------------------ options
 GT_MODES = {
     'pretrain_l1.yml': 'original',
@@ -380,6 +395,8 @@ def test_out_folder_guard_and_cleanup(tmp_path):
         (['--pretrain-iters', '0'], '--pretrain-iters'),
         (['--test-groups', '0'], '--test-groups'),
         (['--threads', '0'], '--threads'),
+        (['--train-groups', '0'], '--train-groups: expected an integer >= 1, got 0'),
+        (['--device', 'tpu'], "--device: expected one of cpu, cuda, got 'tpu'"),
     ],
 )
 def test_demo_cli_rejects_bad_arguments(argv, message, capsys):
@@ -395,9 +412,9 @@ def test_perceptual_metrics_are_skipped_with_a_note_without_weights(tmp_path, mo
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
     monkeypatch.delenv('HGGT_LPIPS_WEIGHTS', raising=False)
     monkeypatch.delenv('HGGT_DISTS_WEIGHTS', raising=False)
-    metrics, notes = _metrics('cpu')
+    metrics, notes = _metrics()
     assert metrics == ['psnr', 'ssim']
-    assert len(notes) == 3 and 'PSNR / SSIM reward blur' in notes[2]
+    assert len(notes) == 2
     assert notes[0].startswith('LPIPS not computed') and 'alexnet-owt-7be5be79.pth' in notes[0]
     assert notes[1].startswith('DISTS not computed') and 'vgg16-397923af.pth' in notes[1]
 
@@ -532,4 +549,12 @@ def test_reduced_demo_run_artifacts_and_numbers(tmp_path, monkeypatch):
     assert '## Stage wall times' in text and 'train baseline, HGGT-Pos, HGGT' in doc['stage_times']
     assert 'train L1-pretrain' in doc['stage_times']
     assert doc['seed_spread'] == json.loads(SEED_SPREAD.read_text())  # the shipped measurement is quoted
+
+    # determinism: the same settings give the same numbers and the same SR bytes (children with fixed threads)
+    again = json.loads(
+        run_demo(replace(settings, out=tmp_path / 'again'), say=lines.append).with_suffix('.json').read_text()
+    )
+    assert [m['metrics'] for m in again['models']] == [m['metrics'] for m in doc['models']]
+    for sr in sorted((out / 'sr').rglob('*.png')):
+        assert sr.read_bytes() == (tmp_path / 'again' / sr.relative_to(out)).read_bytes(), sr
     assert 'not computed' not in text

@@ -7,30 +7,30 @@ import argparse
 import sys
 from pathlib import Path
 
+from hggt_basicsr.demo.data import DemoDataConfig
+from hggt_basicsr.demo.pipeline import DemoSettings, run_demo
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add('--out', type=Path, default=Path('results/demo'), help='output folder (default results/demo)')
-    add('--iters', type=int, default=600, help='GAN iterations of each of baseline, HGGT-Pos, HGGT (default 600)')
-    add('--pretrain-iters', type=int, default=1500, help='iterations of the shared L1 pre-training (default 1500)')
-    add('--device', default='cpu', help='cpu or cuda (default cpu)')
-    add('--seed', type=int, default=0, help='seed of data, LQ and training (default 0)')
+    add, d = parser.add_argument, DemoSettings()
+    add('--out', type=Path, default=d.out, help=f'output folder (default {d.out})')
+    add('--iters', type=int, default=d.iters, help=f'GAN iterations of each compared model (default {d.iters})')
+    add('--pretrain-iters', type=int, default=d.pretrain_iters, help=f'L1 iterations (default {d.pretrain_iters})')
+    add('--device', default=d.device, help=f'cpu or cuda (default {d.device})')
+    add('--seed', type=int, default=d.seed, help=f'seed of data, LQ and training (default {d.seed})')
     add('--train-groups', type=int, metavar='N', help='use at most N training groups (default: all, about 300)')
-    add('--test-groups', type=int, default=12, metavar='N', help='test groups (default 12)')
-    add('--options-dir', type=Path, help='folder of the four demo YAMLs (default: hggt_basicsr/demo/options)')
-    add('--threads', type=int, default=1, help='torch threads per process (default 1)')
+    add(
+        '--test-groups', type=int, default=d.data.max_test_groups, metavar='N', help='test groups (default %(default)s)'
+    )
+    add('--options-dir', type=Path, default=d.options_dir, help='folder of the four demo YAMLs (default: shipped)')
+    add('--threads', type=int, default=d.threads, help=f'torch threads per process (default {d.threads})')
     add('--quiet-training', action='store_true', help="do not print basicsr's training progress")
 
 
 def run(args: argparse.Namespace) -> int:
-    # deferred: the pipeline imports torch and basicsr (seconds), which `hggt demo --help` does not need
-    from hggt_basicsr.demo.data import DemoDataConfig
-    from hggt_basicsr.demo.pipeline import OPTIONS_DIR, DemoSettings, run_demo
-
-    same = {k: getattr(args, k) for k in ('out', 'iters', 'pretrain_iters', 'device', 'seed', 'threads')}
+    same = {k: getattr(args, k) for k in ('out', 'iters', 'pretrain_iters', 'device', 'seed', 'threads', 'options_dir')}
     data = DemoDataConfig(max_train_groups=args.train_groups, max_test_groups=args.test_groups)
-    options_dir, stream = args.options_dir or OPTIONS_DIR, not args.quiet_training
-    settings = DemoSettings(**same, data=data, options_dir=options_dir, stream_training_log=stream)
+    settings = DemoSettings(**same, data=data, stream_training_log=not args.quiet_training)
     try:
         run_demo(settings, say=lambda msg: print(msg, flush=True))
     except RuntimeError as exc:  # a training child failed: its output tail is in the message

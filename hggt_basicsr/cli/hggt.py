@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from hggt_basicsr.errors import HGGTError
+from hggt_basicsr.version import __version__
 
 # subcommand name -> (module, one-line help): the one place for both; `hggt --help` imports no subcommand module.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -41,8 +42,6 @@ def build_parser(available: dict[str, tuple[str, str]] | None = None) -> argpars
         prog='hggt',
         description='HGGT tools (Human Guided Ground-truth Generation for Realistic Image Super-Resolution).',
     )
-    from hggt_basicsr.version import __version__
-
     parser.add_argument('--version', action='version', version=f'hggt_basicsr {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name, (_module, help_text) in available.items():

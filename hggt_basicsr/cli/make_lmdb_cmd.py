@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hggt_basicsr.data.data_util import make_lmdb
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('src', type=Path, help='image folder: images/<split> (original/, 01/, ...) or a flat HR folder')
@@ -18,9 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # deferred: torch and basicsr load only when the command runs, so `hggt make-lmdb --help` stays fast
-    from hggt_basicsr.data.data_util import make_lmdb
-
     count = make_lmdb(args.src, args.out, progress=not args.no_progress)
     print(f'packed {count} image(s) from {args.src} into {args.out}')
     return 0

@@ -22,11 +22,11 @@ from basicsr.utils import FileClient
 from PIL import Image
 from tqdm import tqdm
 
-from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.errors import DataError, MissingFolderError
 from hggt_basicsr.io import IMAGE_EXTENSIONS, decode_image, list_images
 from hggt_basicsr.options import Opt, check_section
 
-__all__ = ['BASICSR_LOADER_KEYS', 'ImageSource', 'MissingFolderError', 'make_lmdb', 'require_folder', 'to_float_chw',
+__all__ = ['BASICSR_LOADER_KEYS', 'ImageSource', 'make_lmdb', 'require_folder', 'to_float_chw',
            'to_uint8_chw']  # fmt: skip
 
 # Keys basicsr itself (or common upstream ymls) put into a dataset section; accepted and ignored by our datasets.
@@ -43,10 +43,6 @@ _DISK = FileClient('disk')
 _BACKEND = {'type': Opt('str', 'disk', choices=('disk', 'lmdb'))}
 _LMDB_FILES = ('data.mdb', 'meta_info.txt')
 _EXTS = frozenset(e[1:] for e in IMAGE_EXTENSIONS)
-
-
-class MissingFolderError(ConfigError, DataError):
-    """An option names a folder that does not exist: a bad option and missing data at once."""
 
 
 def require_folder(path: str | os.PathLike, where: str, what: str = 'image') -> None:

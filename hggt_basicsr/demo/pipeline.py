@@ -35,10 +35,10 @@ from hggt_basicsr.demo.report import make_comparison, write_report
 from hggt_basicsr.errors import ConfigError, WeightsError
 from hggt_basicsr.evaluate import METRICS, evaluate_folder, make_lq_set, match_sr_files
 from hggt_basicsr.infer import build_arch, infer_folder
-from hggt_basicsr.io import load_weights
+from hggt_basicsr.io import find_weights, load_weights
 from hggt_basicsr.labels import label_statistics, load_group_labels
-from hggt_basicsr.metrics.dists_metric import load_dists
-from hggt_basicsr.metrics.lpips_metric import load_lpips
+from hggt_basicsr.metrics.dists_metric import VGG16_ENV, VGG16_URL
+from hggt_basicsr.metrics.lpips_metric import ALEXNET_ENV, ALEXNET_URL
 from hggt_basicsr.metrics.negative_distance import NEGATIVE_DISTANCE_KEYS, negative_distance
 from hggt_basicsr.options import Opt
 
@@ -138,17 +138,16 @@ def _train_all(runs: dict[str, tuple[dict, Path]], out: Path, s: DemoSettings, s
                 proc.kill()
 
 
-def _metrics(device: str) -> tuple[list[str], list[str]]:
-    """PSNR, SSIM and those of LPIPS / DISTS whose backbone weights are here; a note for each that is not."""
+def _metrics() -> tuple[list[str], list[str]]:
+    """PSNR, SSIM and those of LPIPS / DISTS whose backbone weights are here or could be downloaded (as ``hggt
+    evaluate`` does; offline or with ``$HGGT_OFFLINE`` they are skipped); a note for each that is not."""
     metrics, notes = ['psnr', 'ssim'], []
-    for name, load in (('lpips', load_lpips), ('dists', load_dists)):
+    for name, url, env in (('lpips', ALEXNET_URL, ALEXNET_ENV), ('dists', VGG16_URL, VGG16_ENV)):
         try:
-            load(device)
+            find_weights(url, what=f'{name.upper()} backbone', env=env)
             metrics.append(name)
         except WeightsError as exc:
             notes.append(f'{name.upper()} not computed: {exc}')
-    if len(notes) == 2:
-        notes.append("PSNR / SSIM reward blur; HGGT's gains are in LPIPS / DISTS: see above for their weights.")
     return metrics, notes
 
 
@@ -173,10 +172,12 @@ def run_demo(settings: DemoSettings, *, say: Callable[[str], None] = print) -> P
     training child failed (its last output lines are in the message)."""
     s, data_cfg = settings, settings.data
     limits = {'--iters': s.iters, '--pretrain-iters': s.pretrain_iters, '--threads': s.threads}
-    limits.update({'--test-groups': data_cfg.max_test_groups, '--train-groups': data_cfg.max_train_groups or 1})
+    limits.update({'--test-groups': data_cfg.max_test_groups, '--train-groups': data_cfg.max_train_groups})
     for flag, value in limits.items():
-        Opt('int', lo=1).check(value, flag)
-    Opt('str', choices=('cpu', 'cuda') if torch.cuda.is_available() else ('cpu',)).check(s.device, '--device')
+        if value is not None:
+            Opt('int', lo=1).check(value, flag)
+    if Opt('str', choices=('cpu', 'cuda')).check(s.device, '--device') == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError('--device cuda: no CUDA device is available here; use --device cpu')
     out = Path(s.out).resolve()
     _prepare_out(out)
     previous = torch.get_num_threads()
@@ -225,7 +226,7 @@ def _run(s: DemoSettings, out: Path, say: Callable[[str], None]) -> Path:
             load_weights(net, weights[m.key])
             infer_folder(net, lq_dir, sr_dirs[m.key], scale=scale, device=s.device, suffix=m.suffix)
     with stage(5):
-        metrics, notes = _metrics(s.device)
+        metrics, notes = _metrics()
         (out / 'eval').mkdir(exist_ok=True)
         for m in models:
             res = evaluate_folder(sr_dirs[m.key], test_root, metrics=metrics, device=s.device, progress=False)
@@ -271,5 +272,6 @@ def _method_note(s: DemoSettings, net: dict, neg: dict) -> str:
         f'· L_neg. Demo: {net["type"]} with {net.get("num_feat")} features and {net.get("num_block")} blocks, '
         f'{s.pretrain_iters} L1 iterations (`L1-pretrain`), then {s.iters} GAN iterations per model, L1 + 0.1 GAN (no '
         f'VGG19 weights offline), δ = {neg.get("loss_weight")}{bounded} (why: demo/options/train_hggt.yml). The '
-        "numbers show the method running end to end, not the quality of the paper's models."
+        "numbers show the method running end to end, not the quality of the paper's models; PSNR / SSIM reward blur, "
+        "the paper's gains are in LPIPS / DISTS."
     )
