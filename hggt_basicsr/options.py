@@ -13,13 +13,16 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from hggt_basicsr.errors import ConfigError
 
-__all__ = ['REQUIRED', 'Opt', 'check_section', 'check_unknown']
+__all__ = ['REQUIRED', 'Opt', 'check_section', 'check_unknown', 'load_yaml']
 
 
 class _Required:
@@ -148,3 +151,28 @@ def check_section(
         else:
             out[key] = spec.default
     return out
+
+
+def load_yaml(path: str | os.PathLike, flag: str = '-opt') -> dict:
+    """Read an option file given by ``flag`` with precise errors (missing, folder, not UTF-8, syntax line and
+    column, not a mapping), each one ConfigError line."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ConfigError(f'{flag}: option file {path!r} does not exist')
+    if os.path.isdir(path):
+        raise ConfigError(f'{flag}: {path!r} is a directory, not an option file')
+    try:
+        with open(path, encoding='utf-8') as handle:
+            opt = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f'{flag}: cannot read {path!r}: {exc.strerror or exc}') from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f'{flag}: cannot read {path!r}: not UTF-8 text ({exc.reason} at byte {exc.start})') from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+        raise ConfigError(f'{path}:{where}: YAML syntax error: {problem}') from exc
+    if not isinstance(opt, dict):
+        raise ConfigError(f'{path}: expected a mapping of options at the top level, got {type(opt).__name__}')
+    return opt

@@ -20,13 +20,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 
-import yaml
 from basicsr.test import test_pipeline
 from basicsr.train import train_pipeline
 from basicsr.utils import logger as basicsr_logger
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from hggt_basicsr.errors import ConfigError, HGGTError
+from hggt_basicsr.options import load_yaml
 
 ENTRY_POINT_GROUP = 'basicsr.plugins'
 REGISTRIES = dict(
@@ -60,29 +60,6 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
             arg = arg.replace('--opt', '-opt', 1)
         out.append(arg)
     return out
-
-
-def load_yaml(path: str) -> dict:
-    """Read an option file with precise errors (file, line) and no traceback."""
-    if not os.path.exists(path):
-        raise ConfigError(f'-opt: option file {path!r} does not exist')
-    if os.path.isdir(path):
-        raise ConfigError(f'-opt: {path!r} is a directory, not an option file')
-    try:
-        with open(path, encoding='utf-8') as handle:
-            opt = yaml.safe_load(handle)
-    except OSError as exc:
-        raise ConfigError(f'-opt: cannot read {path!r}: {exc.strerror or exc}') from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f'-opt: cannot read {path!r}: not UTF-8 text ({exc.reason} at byte {exc.start})') from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        where = f' line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
-        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
-        raise ConfigError(f'{path}:{where}: YAML syntax error: {problem}') from exc
-    if not isinstance(opt, dict):
-        raise ConfigError(f'{path}: expected a mapping of options at the top level, got {type(opt).__name__}')
-    return opt
 
 
 def import_plugins(opt: dict, source: str) -> list[str]:

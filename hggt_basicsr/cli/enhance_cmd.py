@@ -16,12 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from hggt_basicsr.enhance import enhance_folder, enhancer_factories, list_images
-from hggt_basicsr.errors import CLIError
 from hggt_basicsr.io import default_device
-from hggt_basicsr.options import Opt, check_section, check_unknown
+from hggt_basicsr.options import Opt, check_section, check_unknown, load_yaml
 
 SCHEMA = {
     'input': Opt('str'),
@@ -51,11 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     opts = {}
     if args.config is not None:
-        if not args.config.is_file():
-            raise CLIError(f'--config: no such file {args.config}')
-        opts = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(opts, dict):
-            raise CLIError(f'--config {args.config}: expected a mapping')
+        opts = load_yaml(args.config, '--config')
         check_unknown(opts, SCHEMA, f'--config {args.config}')
     opts.update({key: getattr(args, key) for key in SCHEMA if getattr(args, key) is not None})
     opts = check_section(opts, SCHEMA, '')

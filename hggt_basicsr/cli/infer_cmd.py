@@ -15,6 +15,7 @@ import yaml
 from hggt_basicsr.errors import CLIError
 from hggt_basicsr.infer import build_arch, infer_folder, probe_scale
 from hggt_basicsr.io import default_device, load_weights
+from hggt_basicsr.options import load_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +43,7 @@ def _yaml(text: str, where: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    opt = {}
-    if args.opt is not None:
-        if not args.opt.is_file():
-            raise CLIError(f'-opt {args.opt}: no such file')
-        opt = _yaml(args.opt.read_text(), f'-opt {args.opt}')
-        if not isinstance(opt, dict):
-            raise CLIError(f'-opt {args.opt}: expected a mapping at the top level')
+    opt = load_yaml(args.opt) if args.opt is not None else {}
     net_opt = dict(opt.get('network_g') or {})
     yaml_arch = net_opt.pop('type', None)
     arch = args.arch or yaml_arch

@@ -7,12 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
-
 from hggt_basicsr.degradations import ONE_STAGE_DEFAULTS
-from hggt_basicsr.errors import CLIError
 from hggt_basicsr.evaluate import make_lq_set
 from hggt_basicsr.kernels import KERNEL_KEYS
+from hggt_basicsr.options import load_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,14 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _degradation_options(path: Path | None) -> dict:
     if path is None:
         return {}
-    if not path.is_file():
-        raise CLIError(f'--opt {path}: no such file')
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise CLIError(f'--opt {path}: invalid YAML: {str(exc).splitlines()[0]}') from None
-    if not isinstance(data, dict):
-        raise CLIError(f'--opt {path}: expected a mapping')
+    data = load_yaml(path, '--opt')
     return {k: v for k, v in data.get('degradation', data).items() if k in ONE_STAGE_DEFAULTS or k in KERNEL_KEYS}
 
 

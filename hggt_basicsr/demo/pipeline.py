@@ -35,12 +35,12 @@ from hggt_basicsr.demo.report import make_comparison, write_report
 from hggt_basicsr.errors import ConfigError, WeightsError
 from hggt_basicsr.evaluate import METRICS, evaluate_folder, make_lq_set, match_sr_files
 from hggt_basicsr.infer import build_arch, infer_folder
-from hggt_basicsr.io import find_weights, load_weights
+from hggt_basicsr.io import default_device, find_weights, load_weights
 from hggt_basicsr.labels import label_statistics, load_group_labels
 from hggt_basicsr.metrics.dists_metric import VGG16_ENV, VGG16_URL
 from hggt_basicsr.metrics.lpips_metric import ALEXNET_ENV, ALEXNET_URL
 from hggt_basicsr.metrics.negative_distance import NEGATIVE_DISTANCE_KEYS, negative_distance
-from hggt_basicsr.options import Opt
+from hggt_basicsr.options import Opt, load_yaml
 
 __all__ = ['DEMO_MODELS', 'OPTIONS_DIR', 'PRETRAIN_MODEL', 'SEED_SPREAD', 'DemoModel', 'DemoSettings']
 __all__ += ['resolve_options', 'run_demo']
@@ -87,8 +87,8 @@ def resolve_options(
 ) -> tuple[dict, Path]:
     """A demo YAML with this run's dataset paths, ``total_iter``, seed, device and starting weights (``pretrain``,
     its ``params_ema``), saved to ``out``; returns the dict and the saved path."""
-    opt = yaml.safe_load(option_file.read_text(encoding='utf-8')) if option_file.is_file() else None
-    if not isinstance(opt, dict) or not isinstance((opt.get('datasets') or {}).get('train'), dict):
+    opt = load_yaml(option_file, 'demo option file')
+    if not isinstance((opt.get('datasets') or {}).get('train'), dict):
         raise ConfigError(f'{option_file}: not a demo option file with a datasets.train section')
     opt['datasets']['train'].update(dataroot_all_gt=str(data.train_images), dataroot_all_json=str(data.train_labels))
     opt.update(manual_seed=int(seed), num_gpu=1 if device == 'cuda' else 0)
@@ -176,8 +176,7 @@ def run_demo(settings: DemoSettings, *, say: Callable[[str], None] = print) -> P
     for flag, value in limits.items():
         if value is not None:
             Opt('int', lo=1).check(value, flag)
-    if Opt('str', choices=('cpu', 'cuda')).check(s.device, '--device') == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('--device cuda: no CUDA device is available here; use --device cpu')
+    default_device(Opt('str', choices=('cpu', 'cuda')).check(s.device, '--device'))  # ConfigError when not usable
     out = Path(s.out).resolve()
     _prepare_out(out)
     previous = torch.get_num_threads()
