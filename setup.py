@@ -20,7 +20,7 @@ setup(
     description='HGGT (Human Guided Ground-truth Generation for Realistic Image Super-Resolution) for basicsr 1.4.2',
     long_description=(HERE / 'README.md').read_text() if (HERE / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # importlib.metadata.entry_points(group=...)
     packages=find_packages(include=['hggt_basicsr', 'hggt_basicsr.*']),
     include_package_data=True,
     package_data={'hggt_basicsr.demo': ['seed_spread.json'], 'hggt_basicsr.demo.options': ['*.yml']},  # hggt demo

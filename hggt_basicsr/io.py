@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from hggt_basicsr.errors import ConfigError, DataError, WeightsError
 
@@ -204,10 +205,13 @@ def download_weights(url: str, dest: str | os.PathLike) -> Path:
         with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - known URLs
             total = resp.headers.get('Content-Length')
             sys.stderr.write(f'Downloading: "{url}" to {dest}\n')  # as torch.hub announces its downloads
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                sha.update(chunk)
-                received += len(chunk)
+            size = int(total) if total and total.isdigit() else None
+            with tqdm(total=size, unit='B', unit_scale=True, desc=dest.name, disable=not sys.stderr.isatty()) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    sha.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
         if total and total.isdigit() and received != int(total):
             raise WeightsError(f'download of {url} stopped after {received} of {total} bytes')
         if expected and not sha.hexdigest().startswith(expected.group(1)):
