@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 
+import torch.distributed as dist
 from basicsr.test import test_pipeline
 from basicsr.train import train_pipeline
 from basicsr.utils import logger as basicsr_logger
@@ -186,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.argv = old_argv
         reset_basicsr_logger()
+        if dist.is_available() and dist.is_initialized():
+            # basicsr never tears DDP down; a gloo group left to interpreter exit can abort a rank at shutdown
+            dist.destroy_process_group()
     return 0
 
 
