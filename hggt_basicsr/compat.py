@@ -277,12 +277,17 @@ def fix_ddp_device_ids() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- VGG weights
+def vgg_url(vgg_type: str) -> str:
+    """torchvision's URL of the ImageNet weights of ``vgg_type`` (its base name is the file looked for)."""
+    return torchvision.models.get_model_weights(vgg_type).IMAGENET1K_V1.url
+
+
 def build_local_vgg(vgg_type: str, pretrained: bool = True) -> torch.nn.Module:
     """A torchvision VGG whose ``features`` come from :func:`hggt_basicsr.io.find_weights` (a full torchvision file
     or features only; ``$HGGT_VGG_WEIGHTS`` names the vgg19 file)."""
     if not pretrained:
         return getattr(torchvision.models, vgg_type)(weights=None)
-    url = torchvision.models.get_model_weights(vgg_type).IMAGENET1K_V1.url
+    url = vgg_url(vgg_type)
     env = VGG_WEIGHTS_ENV if vgg_type == 'vgg19' else None
     path = io.find_weights(url, what=f'perceptual loss ({vgg_type})', env=env)
     # build on the meta device (no 400 MB random classifier init), then materialise only the features

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from hggt_basicsr.data.layout import _clip, find_images_dir, load_test_layout
 from hggt_basicsr.degradations import degrade_original
-from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.errors import DataError
 from hggt_basicsr.io import IMAGE_EXTENSIONS, default_device, list_images, read_image, write_image
 from hggt_basicsr.metrics.dists_metric import dists_distance, load_dists
 from hggt_basicsr.metrics.lpips_metric import load_lpips, lpips_distance
@@ -119,11 +119,7 @@ class MultiGTScorer:
         self.metrics = list(dict.fromkeys(Opt('names', choices=METRICS).check(metrics, 'metrics')))
         self.crop_border = Opt('int', lo=0).check(crop_border, 'crop_border')
         self.test_y_channel = bool(test_y_channel)
-        try:
-            self.device = default_device(device)
-            torch.empty(0, device=self.device)
-        except (RuntimeError, AssertionError) as exc:
-            raise ConfigError(f'device {device!r}: not usable here ({str(exc).splitlines()[0]})') from None
+        self.device = default_device(device)  # ConfigError when not usable here
         self.numpy_psnr_ssim = self.device.type == 'cpu'
         self.lpips = load_lpips(self.device, lpips_weights) if 'lpips' in self.metrics else None
         self.dists = load_dists(self.device, dists_weights) if 'dists' in self.metrics else None

@@ -35,6 +35,7 @@ from hggt_basicsr.errors import ConfigError
 from hggt_basicsr.options import Opt, check_section
 
 __all__ = [
+    'sample_kernels',
     'FIRST_KEYS',
     'KERNEL_KEYS',
     'KERNEL_TYPES',
@@ -195,3 +196,12 @@ def sample_final_sinc(opt: Mapping | KernelOptions) -> np.ndarray:
     pulse = np.zeros((ko.pad_to, ko.pad_to), dtype=np.float32)
     pulse[ko.pad_to // 2, ko.pad_to // 2] = 1
     return pulse
+
+
+def sample_kernels(opt: Mapping | KernelOptions, *, two_stage: bool) -> dict[str, np.ndarray]:
+    """The kernels of one dataset item, drawn in upstream's order: ``kernel1``, then (two-stage) ``kernel2`` and
+    ``sinc_kernel``."""
+    kernels = {'kernel1': sample_first_kernel(opt)}
+    if two_stage:
+        kernels |= {'kernel2': sample_second_kernel(opt), 'sinc_kernel': sample_final_sinc(opt)}
+    return kernels

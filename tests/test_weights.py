@@ -136,3 +136,22 @@ def test_lpips_downloads_its_alexnet(hub, tmp_path, monkeypatch):
     assert (hub / src.name).is_file()
     expected = torch.load(src, weights_only=True)['features.3.weight']
     assert torch.equal(getattr(model.net.slice2, '3').weight, expected)  # the slices keep torchvision's indices
+
+
+def test_perceptual_loss_downloads_its_vgg19(hub, tmp_path, monkeypatch, vgg_weights_file):
+    """basicsr's own VGGFeatureExtractor (the perceptual loss), its torchvision URL pointed at a file:// copy of a
+    random VGG19 the test wrote: downloaded into the hub cache, then loaded."""
+    from basicsr.archs.vgg_arch import VGGFeatureExtractor
+
+    from hggt_basicsr import compat
+
+    features = torch.load(vgg_weights_file, weights_only=True)
+    src = _published(tmp_path / 'src', 'vgg19', features)
+    monkeypatch.setattr(compat, 'vgg_url', lambda vgg_type: src.as_uri())
+    monkeypatch.delenv(compat.VGG_WEIGHTS_ENV, raising=False)
+    extractor = VGGFeatureExtractor(['conv5_4'], vgg_type='vgg19', use_input_norm=True)
+    assert sorted(p.name for p in hub.iterdir()) == [src.name]
+    assert torch.equal(extractor.vgg_net.conv1_1.weight, features['features.0.weight'])
+
+    monkeypatch.setenv(io.OFFLINE_ENV, '1')  # now cached: offline finds it without a download
+    VGGFeatureExtractor(['conv5_4'], vgg_type='vgg19')

@@ -34,13 +34,7 @@ from torch.utils import data
 
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw
 from hggt_basicsr.errors import ConfigError, DataError
-from hggt_basicsr.kernels import (
-    KERNEL_KEYS,
-    parse_kernel_options,
-    sample_final_sinc,
-    sample_first_kernel,
-    sample_second_kernel,
-)
+from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
 from hggt_basicsr.options import Opt, check_section
 
 __all__ = ['HGGTFolderDataset']
@@ -108,9 +102,6 @@ class HGGTFolderDataset(data.Dataset):
             'gt': torch.from_numpy(to_float_chw([augment(img, self.use_hflip, self.use_rot)])[0]),
             'gt_path': self.source.path(name),
             'key': os.path.splitext(name)[0],
-            'kernel1': torch.from_numpy(sample_first_kernel(self.kernel_opt)),
         }
-        if self.two_stage:
-            item['kernel2'] = torch.from_numpy(sample_second_kernel(self.kernel_opt))
-            item['sinc_kernel'] = torch.from_numpy(sample_final_sinc(self.kernel_opt))
+        item |= {k: torch.from_numpy(v) for k, v in sample_kernels(self.kernel_opt, two_stage=self.two_stage).items()}
         return item

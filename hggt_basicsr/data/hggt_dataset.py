@@ -33,13 +33,7 @@ from torch.utils import data
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw, to_uint8_chw
 from hggt_basicsr.data.layout import version_key
 from hggt_basicsr.errors import DataError
-from hggt_basicsr.kernels import (
-    KERNEL_KEYS,
-    parse_kernel_options,
-    sample_final_sinc,
-    sample_first_kernel,
-    sample_second_kernel,
-)
+from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
 from hggt_basicsr.labels import FILTERS, load_group_labels
 from hggt_basicsr.options import Opt, check_section
 
@@ -156,8 +150,5 @@ class HGGTDataset(data.Dataset):
                 'label_num_list': torch.from_numpy(self.label_nums[i].copy()),
                 'key': stem,
             }
-        item['kernel1'] = torch.from_numpy(sample_first_kernel(self.kernel_opt))
-        if self.two_stage:
-            item['kernel2'] = torch.from_numpy(sample_second_kernel(self.kernel_opt))
-            item['sinc_kernel'] = torch.from_numpy(sample_final_sinc(self.kernel_opt))
+        item |= {k: torch.from_numpy(v) for k, v in sample_kernels(self.kernel_opt, two_stage=self.two_stage).items()}
         return item

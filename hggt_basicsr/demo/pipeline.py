@@ -270,7 +270,8 @@ def _method_note(s: DemoSettings, net: dict, neg: dict) -> str:
         'Paper: RRDB (23 blocks) L1-pretrained on DF2K-OST, then 300K GAN iterations, L1 + perceptual + 0.1 GAN − 300 '
         f'· L_neg. Demo: {net["type"]} with {net.get("num_feat")} features and {net.get("num_block")} blocks, '
         f'{s.pretrain_iters} L1 iterations (`L1-pretrain`), then {s.iters} GAN iterations per model, L1 + 0.1 GAN (no '
-        f'VGG19 weights offline), δ = {neg.get("loss_weight")}{bounded} (why: demo/options/train_hggt.yml). The '
+        f'perceptual loss: the demo runs offline), δ = {neg.get("loss_weight")}{bounded} '
+        '(why: demo/options/train_hggt.yml). The '
         "numbers show the method running end to end, not the quality of the paper's models; PSNR / SSIM reward blur, "
         "the paper's gains are in LPIPS / DISTS."
     )
