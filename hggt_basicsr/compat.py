@@ -193,6 +193,23 @@ def fix_checkpoint_io() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- devices, DDP
+def cpu_data_options(opt: dict) -> None:
+    """Upstream enhancer configs set ``prefetch_mode: cuda`` and ``pin_memory: true``; without CUDA basicsr would build
+    a ``CUDAPrefetcher`` and crash. Use the CPU prefetcher and unpinned memory instead, with one line saying so."""
+    for name, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, dict):
+            continue
+        changed = []
+        if dataset.get('prefetch_mode') == 'cuda':
+            dataset['prefetch_mode'] = 'cpu'
+            changed.append('prefetch_mode cuda -> cpu')
+        if dataset.get('pin_memory') is True:
+            dataset['pin_memory'] = False
+            changed.append('pin_memory true -> false')
+        if changed:
+            print(f'datasets.{name}: CUDA is not available: {", ".join(changed)}', flush=True)
+
+
 def _wrap_parse_options(original: Callable) -> Callable:
     @functools.wraps(original)
     def parse_options(root_path, is_train=True):
@@ -201,6 +218,8 @@ def _wrap_parse_options(original: Callable) -> Callable:
             print(f'num_gpu: {opt["num_gpu"]} but CUDA is not available: running on the CPU.', flush=True)
             opt['num_gpu'] = 0
         opt['num_gpu'] = opt.get('num_gpu') or 0
+        if not torch.cuda.is_available():
+            cpu_data_options(opt)
         return opt, args
 
     return parse_options

@@ -120,6 +120,27 @@ def test_cpu_fallback_when_yaml_asks_for_gpus(tmp_path, monkeypatch):
     assert opt['num_gpu'] == 0
 
 
+def test_cuda_prefetcher_falls_back_to_cpu(tmp_path, monkeypatch, capsys):
+    # upstream enhancer configs: prefetch_mode cuda + pin_memory true -> basicsr's CUDAPrefetcher crashes without CUDA
+    import basicsr.train
+    import yaml
+
+    train = {'name': 't', 'type': 'X', 'prefetch_mode': 'cuda', 'pin_memory': True}
+    val = {'name': 'v', 'type': 'X', 'prefetch_mode': None}
+    yml = tmp_path / 'o.yml'
+    yml.write_text(yaml.safe_dump({'name': 'x', 'num_gpu': 1, 'manual_seed': 0,
+                                   'datasets': {'train': train, 'val': val}, 'path': {}}))  # fmt: skip
+    monkeypatch.setattr(sys, 'argv', ['basicsr', '-opt', str(yml)])
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    opt, _ = basicsr.train.parse_options(str(tmp_path), is_train=False)
+    assert opt['datasets']['train']['prefetch_mode'] == 'cpu'
+    assert opt['datasets']['train']['pin_memory'] is False
+    assert opt['datasets']['val']['prefetch_mode'] is None
+    out = capsys.readouterr().out
+    assert 'datasets.train: CUDA is not available: prefetch_mode cuda -> cpu, pin_memory true -> false' in out
+    assert 'datasets.val' not in out
+
+
 @pytest.fixture
 def single_process_group(monkeypatch):
     monkeypatch.setenv('RANK', '0')
