@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -79,10 +80,47 @@ def write_annotation(
         doc['Time_cost'] = {'Start': '2022-01-01 00:00:00', 'End': '2022-01-01 00:00:00', 'Total': int(time_cost or 0)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1))
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.part')
+    try:
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _parse_annotation(raw: bytes, path: str, stem: str) -> dict[str, str]:
+    return _parse_record(raw, path, stem).labels
+
+
+@dataclass
+class AnnotationRecord:
+    """One annotator file, checked: ``labels`` version -> label (sorted), ``order`` the versions as shown
+    (``Picture_2``..), ``time_cost`` the ``Time_cost`` object as written (``{}`` when absent)."""
+
+    stem: str
+    labels: dict[str, str]
+    order: list[str]
+    time_cost: dict
+
+    @property
+    def seconds(self) -> float | None:
+        """``Time_cost.Total`` in seconds, or None when absent or not a number."""
+        total = self.time_cost.get('Total')
+        return float(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else None
+
+
+def read_annotation_record(path: str | os.PathLike) -> AnnotationRecord:
+    """One annotator file with the order its versions were shown in and its ``Time_cost``; errors as
+    :func:`read_annotation`."""
+    path = os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f'{path}: cannot read annotation ({exc.strerror or exc})') from None
+    return _parse_record(raw, path, Path(path).stem)
+
+
+def _parse_record(raw: bytes, path: str, stem: str) -> AnnotationRecord:
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -127,7 +165,10 @@ def _parse_annotation(raw: bytes, path: str, stem: str) -> dict[str, str]:
     if versions != expected_versions:
         missing = sorted(set(expected_versions) - set(versions), key=int)
         raise DataError(f'{path}: versions {versions} are not 01..{expected_versions[-1]} (missing {missing})')
-    return {v: out[v] for v in versions}
+    time_cost = doc.get('Time_cost')
+    return AnnotationRecord(
+        stem, {v: out[v] for v in versions}, list(out), dict(time_cost) if isinstance(time_cost, dict) else {}
+    )
 
 
 def read_annotation(path: str | os.PathLike) -> dict[str, str]:
@@ -175,7 +216,7 @@ class GroupLabels:
         stems: group stems, sorted.
         versions: enhanced version folders ``['01', .., '0K']``.
         labels: (N, K+1) int64 final label codes (:data:`LABEL_CODES`); column 0 = original = 0.
-        votes: (N, K+1) int64 votes for the final label; column 0 = number of annotators (3).
+        votes: (N, K+1) int64 votes for the final label; column 0 = the group's number of annotators (3).
         counts: (N, K+1, 3) int64 raw annotations per version for Positive, Similar, Negative (column 0 zeros).
         annotators: annotator folder names.
         skipped: stem -> reason, groups left out by ``skip_bad_groups``.
@@ -327,19 +368,28 @@ def load_group_labels(
         skipped[stem] = reason
 
     stems = sorted(set().union(*(files[a].keys() for a in annotators)))
+    # A group's voters are the annotator folders holding its file: the published A/B/C tree has all three for
+    # every group; a campaign (`hggt assign`) gives each group `per_group` of many annotators.
+    voters = {stem: [a for a in annotators if stem in files[a]] for stem in stems}
+    n_votes = Counter(len(v) for v in voters.values()).most_common(1)[0][0] if stems else 0
     parsed: dict[str, list[dict[str, str]]] = {}
     for stem in tqdm(stems, desc='labels', unit='group', disable=not progress):
         try:
+            if len(voters[stem]) < n_votes:
+                lacking = [a for a in annotators if a not in voters[stem]]
+                who = f' (no annotation from {", ".join(lacking)})' if len(lacking) <= 3 else ''
+                raise DataError(
+                    f'{labels_dir}: group {stem!r} is incomplete: {len(voters[stem])} annotator(s) '
+                    f'({", ".join(voters[stem])}), the other groups have {n_votes}{who}'
+                )
             votes = []
-            for ann in annotators:
+            for ann in voters[stem]:
                 path = os.path.join(labels_dir, ann, f'{stem}.json')
-                if stem not in files[ann]:
-                    raise DataError(f'{path}: missing: annotator {ann} has no annotation for group {stem!r}')
                 votes.append(_parse_annotation(Path(path).read_bytes(), path, stem))
-            for ann, vote in zip(annotators, votes):
+            for ann, vote in zip(voters[stem], votes):
                 if len(vote) != len(votes[0]):
                     raise DataError(
-                        f'group {stem!r}: annotators disagree on K: {annotators[0]}/{stem}.json has '
+                        f'group {stem!r}: annotators disagree on K: {voters[stem][0]}/{stem}.json has '
                         f'{len(votes[0])} versions, {ann}/{stem}.json has {len(vote)}'
                     )
         except DataError as exc:
@@ -358,8 +408,8 @@ def load_group_labels(
     labels = np.zeros((len(kept), k + 1), dtype=np.int64)
     votes_arr = np.zeros((len(kept), k + 1), dtype=np.int64)
     counts = np.zeros((len(kept), k + 1, 3), dtype=np.int64)
-    votes_arr[:, 0] = len(annotators)
     for row, stem in enumerate(kept):
+        votes_arr[row, 0] = len(parsed[stem])  # the original's count: the group's number of annotators
         final, num = aggregate(parsed[stem])
         for j, v in enumerate(versions, start=1):
             labels[row, j], votes_arr[row, j] = LABEL_CODES[final[v]], num[v]
@@ -384,7 +434,7 @@ def label_statistics(group_labels: GroupLabels) -> dict:
     }
     n_pos = (gl.labels[:, 1:] == LABEL_CODES['Positive']).sum(axis=1)
     hist = np.bincount(n_pos, minlength=gl.num_versions + 1)
-    votes, n_ann = gl.votes[:, 1:], len(gl.annotators)
+    votes, n_ann = gl.votes[:, 1:], gl.votes[:, :1]
     return {
         'groups': len(gl),
         'annotators': list(gl.annotators),
@@ -400,3 +450,53 @@ def label_statistics(group_labels: GroupLabels) -> dict:
         },
         'filters': {f: int(gl.mask(f).sum()) for f in FILTERS},
     }
+
+
+def annotator_statistics(labels_dir: str | os.PathLike, group_labels: GroupLabels | None = None) -> dict:
+    """Per-annotator statistics of a label tree, JSON-ready: what a campaign lead reads to spot a careless annotator.
+
+    ``{annotator: {'groups', 'labels' (Positive/Similar/Negative -> raw count), 'rates' (-> fraction), 'seconds'
+    ({'mean', 'median', 'total'} from ``Time_cost.Total``, None without times), 'compared', 'agreement'}}``;
+    ``agreement`` is the fraction of the annotator's labels equal to the final (majority) label, over the
+    ``compared`` labelled versions of complete groups (``group_labels``, default: the tree aggregated with
+    ``skip_bad_groups``). Unreadable files count in ``'unreadable'`` and are otherwise left out.
+    """
+    labels_dir = os.fspath(labels_dir)
+    annotators, files, _ = _scan(labels_dir)
+    if group_labels is None:
+        group_labels = load_group_labels(labels_dir, skip_bad_groups=True)
+    final = {stem: row for stem, row in zip(group_labels.stems, group_labels.labels)}
+    out: dict[str, dict] = {}
+    for ann in annotators:
+        counts = Counter({name: 0 for name in ANNOTATION_LABELS})
+        seconds: list[float] = []
+        agree = compared = unreadable = 0
+        for stem in sorted(files[ann]):
+            try:
+                record = read_annotation_record(os.path.join(labels_dir, ann, f'{stem}.json'))
+            except DataError:
+                unreadable += 1
+                continue
+            counts.update(record.labels.values())
+            if record.seconds is not None:
+                seconds.append(record.seconds)
+            row = final.get(stem)
+            if row is not None and len(row) == len(record.labels) + 1:
+                for j, version in enumerate(sorted(record.labels, key=int), start=1):
+                    compared += 1
+                    agree += int(LABEL_CODES[record.labels[version]] == row[j])
+        n = sum(counts.values())
+        out[ann] = {
+            'groups': len(files[ann]) - unreadable,
+            'unreadable': unreadable,
+            'labels': dict(counts),
+            'rates': {name: (counts[name] / n if n else 0.0) for name in ANNOTATION_LABELS},
+            'seconds': (
+                {'mean': float(np.mean(seconds)), 'median': float(np.median(seconds)), 'total': float(np.sum(seconds))}
+                if seconds
+                else None
+            ),
+            'compared': compared,
+            'agreement': agree / compared if compared else None,
+        }
+    return out

@@ -16,9 +16,11 @@ from hggt_basicsr.errors import DataError
 from hggt_basicsr.labels import (
     LABEL_CODES,
     aggregate,
+    annotator_statistics,
     label_statistics,
     load_group_labels,
     read_annotation,
+    read_annotation_record,
     read_manifest,
     write_annotation,
     write_manifest,
@@ -74,6 +76,25 @@ def test_write_read_roundtrip_shuffled_order(tmp_path):
     # mapped by File, not by position
     assert read_annotation(path) == labels
     assert list(read_annotation(path)) == ['01', '02', '03', '04']
+
+
+def test_record_keeps_order_and_time_and_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / 'A' / 'g.json'
+    cost = {'Start': '2026-01-01 10:00:00', 'End': '2026-01-01 10:00:21', 'Total': 21}
+    write_annotation(path, 'g', {'01': P, '02': N}, order=['02', '01'], time_cost=cost)
+    record = read_annotation_record(path)
+    assert (record.stem, record.labels, record.order) == ('g', {'01': P, '02': N}, ['02', '01'])
+    assert record.time_cost == cost and record.seconds == 21.0
+
+    # a crash while writing leaves the previous file whole and no temporary file behind
+    def broken_replace(src, dst):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(labels_mod.os, 'replace', broken_replace)
+    with pytest.raises(OSError, match='disk full'):
+        write_annotation(path, 'g', {'01': S, '02': S})
+    assert read_annotation(path) == {'01': P, '02': N}
+    assert sorted(p.name for p in path.parent.iterdir()) == ['g.json']
 
 
 def _edit(path, fn):
@@ -148,7 +169,9 @@ def test_load_group_labels_bad_inputs(tmp_path):
 
     _, labels_dir = make_hggt_tree(tmp_path / 't1', GROUPS, images=False)
     os.remove(labels_dir / 'B' / 'c-0-0.json')
-    with pytest.raises(DataError, match=r"annotator B has no annotation for group 'c-0-0'"):
+    with pytest.raises(
+        DataError, match=r"group 'c-0-0' is incomplete: 2 annotator\(s\) \(A, C\).*no annotation from B"
+    ):
         load_group_labels(labels_dir)
     gl = load_group_labels(labels_dir, skip_bad_groups=True)
     assert gl.stems == ['a-0-0', 'b-0-0', 'd-0-0'] and list(gl.skipped) == ['c-0-0']
@@ -213,6 +236,40 @@ def test_statistics_tables(tmp_path):
     assert stats['positives_per_group'] == {'0': 2, '1': 2, '2': 0}
     assert stats['filters'] == {'pos': 2, 'posneg': 3, 'all': 4}
     assert stats['agreement'] == {'unanimous': 3, 'majority': 3, 'all_different': 2}
+
+
+def _campaign_tree(labels_dir, groups):
+    # groups: stem -> {annotator: {version: label}}; each group labelled by its own subset of annotators
+    for stem, by_annotator in groups.items():
+        for ann, labels in by_annotator.items():
+            write_annotation(labels_dir / ann / f'{stem}.json', stem, labels, time_cost=len(ann) * 10)
+
+
+def test_campaign_groups_labelled_by_different_annotators(tmp_path):
+    # `hggt assign` gives each group 3 of N annotators: voters are the folders holding the group's file
+    _campaign_tree(tmp_path, {
+        'g1': {'ann1': {'01': P, '02': N}, 'ann2': {'01': P, '02': S}, 'ann3': {'01': S, '02': N}},
+        'g2': {'ann2': {'01': N, '02': N}, 'ann3': {'01': N, '02': P}, 'ann4': {'01': S, '02': P}},
+        'g3': {'ann1': {'01': P, '02': P}, 'ann4': {'01': P, '02': P}},  # still being labelled
+    })  # fmt: skip
+    with pytest.raises(
+        DataError, match=r"group 'g3' is incomplete: 2 annotator\(s\) \(ann1, ann4\), the other groups have 3"
+    ):
+        load_group_labels(tmp_path)
+    gl = load_group_labels(tmp_path, skip_bad_groups=True)
+    assert gl.stems == ['g1', 'g2'] and gl.annotators == ['ann1', 'ann2', 'ann3', 'ann4']
+    np.testing.assert_array_equal(gl.labels, [[0, 1, 3], [0, 3, 1]])
+    np.testing.assert_array_equal(gl.votes, [[3, 2, 2], [3, 2, 2]])
+    assert label_statistics(gl)['agreement'] == {'unanimous': 0, 'majority': 4, 'all_different': 0}
+
+    stats = annotator_statistics(tmp_path)
+    assert stats['ann1']['groups'] == 2 and stats['ann1']['labels'] == {P: 3, S: 0, N: 1}
+    assert (
+        json.dumps(stats) and stats['ann1']['compared'] == 2 and stats['ann1']['agreement'] == 1.0
+    )  # g3 is incomplete: not compared
+    assert stats['ann3']['agreement'] == 0.75  # g1: S, N against final P, N; g2: N, P against N, P
+    assert stats['ann4']['seconds'] == {'mean': 40.0, 'median': 40.0, 'total': 80.0}
+    assert stats['ann2']['rates'][N] == 0.5
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

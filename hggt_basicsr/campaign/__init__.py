@@ -1,0 +1,1 @@
+"""Campaign tools: patch selection, annotator packages, Label Studio exchange, label statistics plots."""
