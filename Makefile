@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Packages basicsr declares but never imports; installed only so that `pip check` stays quiet.
 BASICSR_META := addict future yapf requests
+# test-only: the API tests use FastAPI's TestClient (httpx); the browser tests drive Debian's chromium with Playwright
+TEST_DEPS := 'pytest>=7' 'ruff>=0.5' 'httpx>=0.27' 'playwright>=1.40'
 DEPS_HASH := $(shell cat requirements.txt setup.py Makefile | sha256sum | cut -c1-16)
 DEPS_STAMP := $(VENV)/.hggt-deps-$(DEPS_HASH)
 
@@ -26,7 +28,7 @@ $(DEPS_STAMP):
 	$(BIN)/pip install -q --no-build-isolation --no-deps basicsr==1.4.2
 	@# everything else without basicsr's declared deps (opencv-python and tb-nightly would clash with ours)
 	grep -v -e '^basicsr' -e '^#' requirements.txt > $(VENV)/requirements-nobasicsr.txt
-	$(BIN)/pip install -q $(TORCH_PINS) -r $(VENV)/requirements-nobasicsr.txt $(BASICSR_META) 'pytest>=7' 'ruff>=0.5'
+	$(BIN)/pip install -q $(TORCH_PINS) -r $(VENV)/requirements-nobasicsr.txt $(BASICSR_META) $(TEST_DEPS)
 	touch $@
 
 lint: setup

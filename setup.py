@@ -26,7 +26,7 @@ setup(
     package_data={'hggt_basicsr.demo': ['seed_spread.json'], 'hggt_basicsr.demo.options': ['*.yml']},  # hggt demo
     install_requires=read_requirements(),
     extras_require={
-        'dev': ['pytest>=7', 'ruff>=0.5'],
+        'dev': ['pytest>=7', 'ruff>=0.5', 'httpx>=0.27', 'playwright>=1.40'],
         'pyiqa': ['pyiqa>=0.1.13'],
     },
     entry_points={
