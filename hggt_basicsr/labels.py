@@ -500,3 +500,21 @@ def annotator_statistics(labels_dir: str | os.PathLike, group_labels: GroupLabel
             'agreement': agree / compared if compared else None,
         }
     return out
+
+
+def annotator_seconds(labels_dir: str | os.PathLike) -> dict[str, list[float]]:
+    """Per annotator folder, the ``Time_cost.Total`` seconds of each of its readable files that has one (files in
+    stem order): the distribution behind ``annotator_statistics(..)['seconds']``."""
+    labels_dir = os.fspath(labels_dir)
+    annotators, files, _ = _scan(labels_dir)
+    out: dict[str, list[float]] = {}
+    for ann in annotators:
+        out[ann] = []
+        for stem in sorted(files[ann]):
+            try:
+                seconds = read_annotation_record(os.path.join(labels_dir, ann, f'{stem}.json')).seconds
+            except DataError:
+                continue
+            if seconds is not None:
+                out[ann].append(seconds)
+    return out
