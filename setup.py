@@ -23,7 +23,11 @@ setup(
     python_requires='>=3.10',  # importlib.metadata.entry_points(group=...)
     packages=find_packages(include=['hggt_basicsr', 'hggt_basicsr.*']),
     include_package_data=True,
-    package_data={'hggt_basicsr.demo': ['seed_spread.json'], 'hggt_basicsr.demo.options': ['*.yml']},  # hggt demo
+    package_data={
+        'hggt_basicsr.demo': ['seed_spread.json'],  # hggt demo
+        'hggt_basicsr.demo.options': ['*.yml'],
+        'hggt_basicsr.annotate': ['static/*'],  # hggt annotate: pages, scripts, style
+    },
     install_requires=read_requirements(),
     extras_require={
         'dev': ['pytest>=7', 'ruff>=0.5', 'httpx>=0.27', 'playwright>=1.40'],

@@ -31,7 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'make-lmdb': ('hggt_basicsr.cli.make_lmdb_cmd', 'pack an image folder tree into a basicsr lmdb (io_backend lmdb)'),
     'infer': ('hggt_basicsr.cli.infer_cmd', 'tiled super-resolution of a folder with any registered arch'),
     'enhance': ('hggt_basicsr.cli.enhance_cmd', 'run the four enhancers and write the HGGT images layout'),
+    'annotate': ('hggt_basicsr.cli.annotate_cmd', 'serve the browser annotation app (labels in the published format)'),
+    'assign': ('hggt_basicsr.cli.assign_cmd', 'give every group to --per-group distinct annotators, one package each'),
     'demo': ('hggt_basicsr.cli.demo_cmd', 'build demo data, pre-train, train baseline and HGGT GANs, evaluate, report'),
+    'select-patches': ('hggt_basicsr.cli.select_patches_cmd', 'crop, filter and write the patch groups of a campaign'),
 }
 
 
