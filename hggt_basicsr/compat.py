@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import subprocess
 import sys
 import types
@@ -124,10 +125,12 @@ def load_resume_state(opt: dict) -> dict | None:
             opt['path']['resume_state'] = state_path
     else:
         state_path = opt['path'].get('resume_state')
+    _RUN.resume = _RUN.sampler = None
     if not state_path:
         return None
     state = io.load_checkpoint(state_path, 'training state (path.resume_state)')
     check_resume(opt, state['iter'])
+    _RUN.resume = state  # for the run's ResumableSampler (fix_exact_resume)
     return state
 
 
@@ -145,7 +148,8 @@ def fix_resume_without_cuda() -> None:
 @_once
 def fix_checkpoint_io() -> None:
     """Network loads go through :mod:`hggt_basicsr.io` (``weights_only=True``, errors naming the file; basicsr's
-    ``param_key`` fallback to ``params`` and ``module.`` stripping kept); saves are atomic (tmp + rename)."""
+    ``param_key`` fallback to ``params`` and ``module.`` stripping kept); saves are atomic (tmp + rename); training
+    states carry what an exact resume needs (:func:`save_training_state`)."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
     from basicsr.utils.dist_util import master_only
@@ -175,21 +179,182 @@ def fix_checkpoint_io() -> None:
         }
         io.atomic_torch_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'))
 
-    @master_only
-    def save_training_state(self, epoch, current_iter):
-        if current_iter == -1:
-            return
-        state = {
-            'epoch': int(epoch),
-            'iter': int(current_iter),
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers],
-        }
-        io.atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
-
     _replace(BaseModel, 'load_network', load_network, 'BaseModel.load_network')
     _replace(BaseModel, 'save_network', save_network, 'BaseModel.save_network')
     _replace(BaseModel, 'save_training_state', save_training_state, 'BaseModel.save_training_state')
+
+
+# ---------------------------------------------------------------------------------------------------- exact resume
+def rng_state() -> dict:
+    """This process's RNG states (Python, NumPy, torch CPU, every CUDA device) as ``weights_only``-loadable values."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {
+        'python': (version, list(internal), gauss),
+        'numpy': (str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        'torch': torch.get_rng_state(),
+        'cuda': cuda,
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore :func:`rng_state` output (CUDA states only when this process sees as many devices)."""
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available() and torch.cuda.device_count() == len(state['cuda']):
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def _gather_to_rank0(obj: object) -> list | None:
+    """Every rank's ``obj`` as a list on rank 0 (None on the other ranks); ``[obj]`` without DDP."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def save_training_state(self, epoch: int, current_iter: int) -> None:
+    """``BaseModel.save_training_state``, atomic, with what an exact resume needs besides basicsr's epoch, iteration,
+    optimizers and schedulers:
+
+    * ``ranks``: per DDP rank, its RNG states (:func:`rng_state`) and the model's ``rank_training_state()``
+      (HGGTGANModel: the pool with ``train.save_pool``), gathered to rank 0 (so every rank calls this; rank 0 writes);
+    * ``loop``: the training sampler's epoch and position (:class:`ResumableSampler`) when run by ``train_pipeline``;
+    * the model's ``extra_training_state()`` (HGGTGANModel: the fp16 GradScalers).
+    """
+    if current_iter == -1:
+        return
+    mine = {'rng': rng_state(), **(self.rank_training_state() if hasattr(self, 'rank_training_state') else {})}
+    ranks = _gather_to_rank0(mine)
+    if ranks is None:
+        return
+    state = {
+        'epoch': int(epoch),
+        'iter': int(current_iter),
+        'optimizers': [o.state_dict() for o in self.optimizers],
+        'schedulers': [s.state_dict() for s in self.schedulers],
+        'ranks': ranks,
+        **(self.extra_training_state() if hasattr(self, 'extra_training_state') else {}),
+    }
+    sampler = getattr(self, 'train_sampler', None)
+    if sampler is not None:  # a ResumableSampler
+        state['loop'] = sampler.position()
+    io.atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+class _TrainRun:
+    """What one ``train_pipeline`` run hands from :func:`load_resume_state` to its sampler and its model."""
+
+    resume: dict | None = None  # the training state being resumed
+    sampler: object | None = None  # the run's ResumableSampler, attached to the model it builds
+
+
+_RUN = _TrainRun()
+
+
+def _resumable_sampler_class() -> type:
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    class ResumableSampler(EnlargedSampler):
+        """basicsr's ``EnlargedSampler`` that knows how far the training loop got into its epoch and, on resume,
+        continues there: it skips the batches the saved run had consumed and restores the saved RNG states when the
+        resumed loop first iterates it (after the data loader and prefetcher are built, before the first resumed
+        batch is loaded), so the resumed run sees the same remaining batches in the same order with the same draws.
+        ``consumed`` (samples of this rank's epoch) is advanced by the training prefetchers
+        (:func:`fix_exact_resume`)."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.consumed = 0
+            self._resume, _RUN.resume = _RUN.resume, None
+            _RUN.sampler = self
+
+        def set_epoch(self, epoch: int) -> None:
+            super().set_epoch(epoch)
+            self.consumed = 0
+
+        def position(self) -> dict:
+            return {'epoch': int(self.epoch), 'consumed': int(self.consumed), 'num_samples': int(self.num_samples)}
+
+        def __iter__(self):
+            indices = list(super().__iter__())
+            resume, self._resume = self._resume, None
+            self.consumed = 0
+            if resume is not None:
+                self.consumed = self._restore(resume)
+            yield from indices[self.consumed :]
+
+        def _restore(self, state: dict) -> int:
+            from basicsr.utils import get_root_logger
+
+            logger = get_root_logger()
+            rank, ranks, loop = self.rank, state.get('ranks') or [], state.get('loop')
+            if rank < len(ranks) and len(ranks) == self.num_replicas:
+                set_rng_state(ranks[rank]['rng'])
+            else:
+                n = self.num_replicas
+                logger.warning(f'resume: the state holds the RNG states of {len(ranks)} ranks, not {n}: fresh draws')
+            if loop is None:
+                logger.warning('resume: the state has no sampler position: the epoch restarts from its first batch')
+                return 0
+            if (loop['epoch'], loop['num_samples']) != (self.epoch, self.num_samples):
+                saved, now = (loop['epoch'], loop['num_samples']), (self.epoch, self.num_samples)
+                logger.warning(f'resume: (epoch, samples per rank) saved {saved}, now {now}: the epoch restarts')
+                return 0
+            logger.info(f'resume: epoch {self.epoch} continues after its first {loop["consumed"]} samples per rank')
+            return int(loop['consumed'])
+
+    return ResumableSampler
+
+
+def _counting_prefetcher(base: type) -> type:
+    """``base`` (basicsr's CPU / CUDA prefetcher) whose ``next()`` advances the loader's ResumableSampler."""
+
+    class Prefetcher(base):
+        def next(self):
+            data = super().next()
+            loader = getattr(self, 'ori_loader', None)
+            sampler = getattr(loader, 'sampler', None)
+            if data is not None and hasattr(sampler, 'consumed'):  # a ResumableSampler
+                sampler.consumed += loader.batch_size
+            return data
+
+    Prefetcher.__name__ = Prefetcher.__qualname__ = f'Counting{base.__name__}'
+    return Prefetcher
+
+
+#: the class :func:`fix_exact_resume` builds (it subclasses a basicsr class, importable only after the fixes)
+ResumableSampler: type | None = None
+
+
+@_once
+def fix_exact_resume() -> None:
+    """basicsr's ``train_pipeline`` resumes at the start of the saved epoch (the batches already trained on come
+    again, the rest of the epoch is cut short) with fresh random states. Its sampler becomes a
+    :class:`ResumableSampler`, its prefetchers count the consumed batches, and its ``build_model`` attaches the run's
+    sampler to the model as ``model.train_sampler`` (read by :func:`save_training_state`)."""
+    global ResumableSampler
+    import basicsr.train
+
+    ResumableSampler = _resumable_sampler_class()
+    _replace(basicsr.train, 'EnlargedSampler', ResumableSampler, 'basicsr.train.EnlargedSampler')
+    for name in ('CPUPrefetcher', 'CUDAPrefetcher'):
+        original = getattr(basicsr.train, name)
+        _replace(basicsr.train, name, _counting_prefetcher(original), f'basicsr.train.{name}')
+    build_model = basicsr.train.build_model
+
+    @functools.wraps(build_model)
+    def build_model_with_sampler(opt):
+        model = build_model(opt)
+        model.train_sampler, _RUN.sampler = _RUN.sampler, None
+        return model
+
+    _replace(basicsr.train, 'build_model', build_model_with_sampler, 'basicsr.train.build_model')
 
 
 # ---------------------------------------------------------------------------------------------------- devices, DDP
@@ -344,6 +509,7 @@ FIXES = (
     fix_torchvision_functional_tensor,
     fix_jpeg_float_quality,
     fix_resume_without_cuda,
+    fix_exact_resume,
     fix_checkpoint_io,
     fix_cpu_fallback,
     fix_ddp_backend,

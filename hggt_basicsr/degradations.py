@@ -13,11 +13,16 @@ All functions are pure, work on ``(B, C, H, W)`` float tensors in [0, 1] on any 
 (seeded by basicsr's ``set_random_seed``) or from an explicit ``torch.Generator`` on the input's device. Per-batch
 draws (resize type, scale, interpolation mode, noise type) are drawn together, once per call.
 
-What we changed against basicsr's ``*_pt`` helpers (same per-sample distributions, vectorised, no host syncs):
-gray Gaussian noise is drawn independently per sample (basicsr shares one gray field across the batch); the
-Poisson "number of distinct values" per sample is counted with a histogram instead of a loop over
-``torch.unique``; JPEG uses ``DiffJPEG(differentiable=False)``'s blocks with the quality-to-factor map vectorised
-over the batch (DiffJPEG's own forward loops over samples with host syncs).
+What we changed against basicsr's ``*_pt`` helpers (same distributions, vectorised, no host syncs): the Poisson
+"number of distinct values" per sample is counted with a histogram instead of a loop over ``torch.unique``; JPEG
+uses ``DiffJPEG(differentiable=False)``'s blocks with the quality-to-factor map vectorised over the batch
+(DiffJPEG's own forward loops over samples with host syncs). Gray Gaussian noise follows basicsr exactly: ONE
+(H, W) gray field per call, shared by the gray samples of the batch and scaled by each sample's sigma, drawn before
+the color noise; basicsr skips that draw when no sample is gray, which needs a host sync, so we always draw it (the
+same values as basicsr whenever at least one sample is gray or ``gray_noise_prob`` is 0).
+
+A third pipeline, :class:`BSRGANDegrader`, is HGGT's softened BSRGAN degradation (see its docstring);
+:func:`build_degrader` picks one from the model's ``degradation`` option.
 """
 
 from __future__ import annotations
@@ -42,16 +47,23 @@ from hggt_basicsr.kernels import sample_first_kernel
 from hggt_basicsr.options import Opt, check_section
 
 __all__ = [
+    'BSRGAN_DEFAULTS',
+    'DEGRADATIONS',
     'ONE_STAGE_DEFAULTS',
     'TWO_STAGE_DEFAULTS',
     'RESIZE_MODES',
+    'BSRGANDegrader',
     'Degrader',
     'add_gaussian_noise',
     'add_poisson_noise',
     'apply_jpeg',
     'blur',
+    'bsrgan_blur_kernels',
+    'bsrgan_noise',
+    'build_degrader',
     'degrade_original',
     'draw_resize',
+    'gaussian_kernels',
     'paired_random_crop_stack',
     'quantize_8bit',
     'random_noise',
@@ -136,16 +148,23 @@ def blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def add_gaussian_noise(
-    img: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor, *, generator: torch.Generator | None = None
+    img: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor | None, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Add Gaussian noise of per-sample std ``sigma`` (B,) in 0..255 units (``gray`` (B,) bool: the same noise in
-    every channel) and clip to [0, 1]."""
-    b, _, h, w = img.shape
-    std = (sigma.to(img) / 255.0).view(b, 1, 1, 1)
-    color = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
-    mono = torch.randn((b, 1, h, w), generator=generator, device=img.device, dtype=img.dtype)
-    noise = torch.where(gray.view(b, 1, 1, 1), mono.expand_as(color), color) * std
-    return (img + noise).clamp_(0, 1)
+    """Add Gaussian noise of per-sample std ``sigma`` (B,) in 0..255 units and clip to [0, 1].
+
+    Where ``gray`` (B,) is True the sample gets the batch's one gray field (the same in every channel and for every
+    gray sample, scaled by its sigma), as basicsr's ``generate_gaussian_noise_pt``; ``None``: no gray sample (the
+    field is not drawn). Draw order as basicsr: gray field (H, W), then color noise (B, C, H, W).
+    """
+    b = img.shape[0]
+    sigma = sigma.to(img).view(b, 1, 1, 1)
+    mono = None
+    if gray is not None:
+        mono = torch.randn(img.shape[-2:], generator=generator, device=img.device, dtype=img.dtype)
+    noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+    if mono is not None:
+        noise = torch.where(gray.view(b, 1, 1, 1), mono.expand_as(noise), noise)
+    return (img + noise * sigma / 255.0).clamp_(0, 1)
 
 
 def _shot_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -185,13 +204,15 @@ def random_noise(
     gray_noise_prob: float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Gaussian (if ``u_gaussian < gaussian_noise_prob``, one draw per batch) else Poisson noise; per-sample params."""
+    """Gaussian (if ``u_gaussian < gaussian_noise_prob``, one draw per batch) else Poisson noise; per-sample params
+    drawn in basicsr's order (sigma or scale, then the gray decisions)."""
     b = img.shape[0]
-    gray = torch.rand(b, generator=generator, device=img.device) < gray_noise_prob
     if u_gaussian < gaussian_noise_prob:
         sigma = _uniform((b,), noise_range[0], noise_range[1], img, generator)
-        return add_gaussian_noise(img, sigma, gray, generator=generator)
+        gray = torch.rand(b, generator=generator, device=img.device) < gray_noise_prob
+        return add_gaussian_noise(img, sigma, gray if gray_noise_prob > 0 else None, generator=generator)
     scale = _uniform((b,), poisson_scale_range[0], poisson_scale_range[1], img, generator)
+    gray = torch.rand(b, generator=generator, device=img.device) < gray_noise_prob
     return add_poisson_noise(img, scale, gray, generator=generator)
 
 
@@ -329,6 +350,232 @@ class Degrader(torch.nn.Module):
         if u[9] < 0.5:  # resize + sinc, then JPEG
             out = apply_jpeg(out, quality, self.jpeger)
         return out
+
+
+# ---------------------------------------------------------------------------------------------------- BSRGAN
+#: HGGT's softened BSRGAN degradation (upstream HGGT's KAIR copy); ``noise_range`` / ``jpeg_range`` keep their names
+BSRGAN = {
+    'noise_range': Opt('range', [1.0, 12.0], lo=0),  # Gaussian sigma in 0..255 units, integer steps from low
+    'jpeg_range': Opt('range', [75.0, 95.0], lo=1, hi=100),  # integer qualities
+    'jpeg_prob': Opt('num', 0.9, lo=0, hi=1),  # the JPEG step inside the shuffled sequence (the final one always)
+    'scale2_prob': Opt('num', 0.25, lo=0, hi=1),  # x4 only: halve first, then run the x2 pipeline
+    'blur_width': Opt('nums', [0.2, 0.2], lo=0, length=2),  # blur width a + b * sf (sf: the scale still to do)
+}
+BSRGAN_DEFAULTS: dict[str, Any] = {k: spec.default for k, spec in BSRGAN.items()}
+#: odd kernel sizes of the two blurs and of the blur before the strided downsampling
+BSRGAN_KERNEL_SIZES = (3, 5, 7, 9)
+#: probabilities of the anisotropic blur, of color / gray noise (the rest: channel-correlated noise), of resizing
+#: (not blur + strided sampling) in the first downsampling, and the range of that resize's factor
+BSRGAN_ANISO_PROB, BSRGAN_COLOR_PROB, BSRGAN_GRAY_PROB, BSRGAN_RESIZE_PROB = 0.3, 0.4, 0.4, 0.75
+BSRGAN_DOWN2_RANGE = (1.0, 1 / 0.85)
+#: the shuffled steps; the final downsampling always follows the first one
+BSRGAN_STEPS = ('blur', 'blur', 'down2', 'down3', 'noise', 'jpeg')
+
+
+def _odd_size_pick(u: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    idx = (u * len(sizes)).long().clamp_(max=len(sizes) - 1)
+    return torch.tensor(sizes, device=u.device)[idx]
+
+
+def gaussian_kernels(cov: torch.Tensor, sizes: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, side, side) normalised Gaussian kernels of covariances ``cov`` (B, 2, 2) (pixels^2, over (x, y)), each
+    cut to its odd ``sizes`` (B,) and zero-padded to ``side`` (zero padding never changes the filtered image)."""
+    r = torch.arange(side, device=cov.device, dtype=cov.dtype) - side // 2
+    y, x = torch.meshgrid(r, r, indexing='ij')  # (side, side)
+    det = (cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2).view(-1, 1, 1)
+    quad = (cov[:, 1, 1].view(-1, 1, 1) * x**2 - 2 * cov[:, 0, 1].view(-1, 1, 1) * x * y
+            + cov[:, 0, 0].view(-1, 1, 1) * y**2) / det  # fmt: skip
+    half = (sizes // 2).view(-1, 1, 1)
+    inside = (x.abs() <= half) & (y.abs() <= half)
+    kernel = torch.exp(-0.5 * quad) * inside
+    return kernel / kernel.sum(dim=(1, 2), keepdim=True)
+
+
+def bsrgan_blur_kernels(
+    b: int, width: float, *, device: torch.device | str = 'cpu', generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-sample blur of the softened BSRGAN pipeline: (B, 9, 9) kernels and their covariances (B, 2, 2).
+
+    Size uniform in :data:`BSRGAN_KERNEL_SIZES`; with probability 0.3 anisotropic, covariance ``R diag(l1, l2) R^T``
+    with variances l1, l2 ~ U(0, width) and angle ~ U(0, pi); otherwise isotropic with std ~ U(0, width)
+    (KAIR's law: the anisotropic width bounds a variance, the isotropic one a standard deviation). Variances are
+    floored at 1e-6 (a delta kernel).
+    """
+    u = torch.rand((b, 5), generator=generator, device=device)
+    aniso = u[:, 1] < BSRGAN_ANISO_PROB
+    var1 = torch.where(aniso, width * u[:, 2], (width * u[:, 2]) ** 2).clamp_min(1e-6)
+    var2 = torch.where(aniso, (width * u[:, 3]).clamp_min(1e-6), var1)
+    theta = u[:, 4] * np.pi
+    c, s = torch.cos(theta), torch.sin(theta)
+    cov = torch.stack(
+        [torch.stack([c * c * var1 + s * s * var2, c * s * (var1 - var2)], dim=-1),
+         torch.stack([c * s * (var1 - var2), s * s * var1 + c * c * var2], dim=-1)], dim=-2,
+    )  # fmt: skip
+    side = BSRGAN_KERNEL_SIZES[-1]
+    return gaussian_kernels(cov, _odd_size_pick(u[:, 0], BSRGAN_KERNEL_SIZES), side), cov
+
+
+def bsrgan_noise(
+    img: torch.Tensor,
+    level: torch.Tensor,
+    kind: torch.Tensor,
+    max_level: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Add the softened BSRGAN Gaussian noise to (B, 3, H, W) and clip to [0, 1].
+
+    ``level`` (B,) is the std in 0..255 units; ``kind`` (B,) int64: 0 color (independent per channel), 1 gray (one
+    field for the three channels), 2 channel-correlated with covariance ``(max_level / 255)^2 U^T D U`` per pixel
+    (U a random rotation, D ~ diag(U(0, 1)); upstream takes an element-wise absolute value of that matrix, which can
+    make it indefinite; we keep the positive semi-definite form).
+    """
+    b = img.shape[0]
+    color = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+    gray = torch.randn((b, 1, *img.shape[-2:]), generator=generator, device=img.device, dtype=img.dtype)
+    q, _ = torch.linalg.qr(torch.rand((b, 3, 3), generator=generator, device=img.device, dtype=img.dtype))
+    d = torch.rand((b, 3), generator=generator, device=img.device, dtype=img.dtype)
+    mix = q @ torch.diag_embed(d.sqrt()) @ q.transpose(1, 2)  # mix @ mix^T = q D q^T
+    correlated = torch.einsum('bij,bjhw->bihw', mix, color) * (max_level / 255.0)
+    std = (level.to(img) / 255.0).view(b, 1, 1, 1)
+    kind = kind.view(b, 1, 1, 1)
+    noise = torch.where(kind == 0, color * std, torch.where(kind == 1, gray.expand_as(color) * std, correlated))
+    return (img + noise).clamp_(0, 1)
+
+
+def _integer_steps(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """U in [0, 1) -> lo, lo + 1, ..., <= hi with equal probabilities (numpy/random ``randint`` of KAIR)."""
+    n = int(np.floor(hi - lo)) + 1
+    return lo + (u * n).floor().clamp_(max=n - 1)
+
+
+class BSRGANDegrader(torch.nn.Module):
+    """HGGT's softened BSRGAN degradation (Zhang et al., "Designing a Practical Degradation Model for Deep Blind
+    Image Super-Resolution", ICCV 2021, arXiv 2103.14006), as HGGT's BSRGAN baselines use it (HGGT paper section
+    5.2), batched on the device.
+
+    The steps, as upstream HGGT's KAIR copy runs them (``sf`` = ``out_scale``):
+
+    1. x4 only, with probability ``scale2_prob``: halve the image (a random interpolation, or antialiased bicubic as
+       MATLAB's imresize), then continue with ``sf = 2``;
+    2. the six steps of :data:`BSRGAN_STEPS` in a random order, the first downsampling before the final one:
+       two blurs (:func:`bsrgan_blur_kernels`, width ``blur_width[0] + blur_width[1] * sf``: 1.0 at x4, 0.6 at
+       x2); the first downsampling (probability 0.75: resize by 1 / U(1, 1 / 0.85), a random interpolation;
+       otherwise an isotropic Gaussian of std U(0.1, 0.25 sf) and sampling every sf-th pixel at the block centres,
+       i.e. bilinear to the final size); the final downsampling to ``H / out_scale`` (a random interpolation);
+       Gaussian noise (std an integer in ``noise_range``, color 0.4 / gray 0.4 / channel-correlated 0.2,
+       :func:`bsrgan_noise`); JPEG with probability ``jpeg_prob`` (integer quality in ``jpeg_range``);
+    3. a final JPEG (integer quality in ``jpeg_range``), rounding to 8 bit.
+
+    What we changed against upstream and why: the order, the x2 decision, the resize factors and interpolation modes
+    are drawn once per batch (upstream: per image in the data loader) so the batch keeps one size through the
+    pipeline; kernels, noise levels and kinds, JPEG qualities and the in-sequence JPEG decision stay per sample.
+    Upstream's camera-ISP step is disabled in its configs (no model), so it is left out. The HGGT variant draws one
+    positive GT per item and crops it with the original: here the model's ``gt_mode: positive`` draws the positive
+    per step and crops the whole GT stack at one offset.
+
+    Options (top level, :data:`BSRGAN_DEFAULTS`): ``noise_range``, ``jpeg_range``, ``jpeg_prob``, ``scale2_prob``,
+    ``blur_width``; other keys are ignored. The forward signature is :class:`Degrader`'s (dataset kernels are not
+    used: this pipeline draws its own).
+    """
+
+    def __init__(self, opt: Mapping[str, Any] | None = None, *, prefix: str = '') -> None:
+        super().__init__()
+        self.options = copy.deepcopy(check_section(opt, BSRGAN, prefix.rstrip('.'), ignore=None))
+        self.jpeger = DiffJPEG(differentiable=False)
+        self.jpeger.requires_grad_(False)
+
+    def extra_repr(self) -> str:
+        return 'bsrgan, ' + ', '.join(f'{k}={v}' for k, v in self.options.items())
+
+    @torch.no_grad()
+    def forward(
+        self,
+        gt: torch.Tensor,
+        kernel1: torch.Tensor | None = None,
+        kernel2: torch.Tensor | None = None,
+        sinc_kernel: torch.Tensor | None = None,
+        *,
+        out_scale: int,
+        generator: torch.Generator | None = None,
+        return_params: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Degrade (B, 3, H, W) in [0, 1] to (B, 3, H // out_scale, W // out_scale) on the 8-bit grid; the kernel
+        arguments are ignored. ``return_params``: also return the per-sample draws (``blur_cov`` (B, 2, 2) of each
+        blur step, ``noise_level``, ``noise_kind``, ``jpeg_quality``, ``final_quality``, ``order``, ``sf``)."""
+        del kernel1, kernel2, sinc_kernel
+        if gt.dim() != 4:
+            raise ValueError(f'gt must be (B, C, H, W), got shape {tuple(gt.shape)}')
+        sf = int(out_scale)
+        if sf < 1:
+            raise ValueError(f'out_scale must be >= 1, got {sf}')
+        o, out = self.options, gt.float()
+        b, dev = out.shape[0], out.device
+        size = (out.shape[-2] // sf, out.shape[-1] // sf)
+        u = _batch_uniforms(13, generator)
+        params: dict[str, Any] = {'blur_cov': []}
+        if sf == 4 and u[0] < o['scale2_prob']:
+            half = (out.shape[-2] // 2, out.shape[-1] // 2)
+            if u[1] < 0.5:
+                out = F.interpolate(out, size=half, mode=_mode(u[2]))
+            else:
+                out = F.interpolate(out, size=half, mode='bicubic', antialias=True)
+            out, sf = out.clamp_(0, 1), 2
+        order = sorted(range(len(BSRGAN_STEPS)), key=lambda i: u[3 + i])
+        down2, down3 = order.index(2), order.index(3)
+        if down2 > down3:
+            order[down2], order[down3] = order[down3], order[down2]
+        params |= {'order': [BSRGAN_STEPS[i] for i in order], 'sf': sf}
+        for step in (BSRGAN_STEPS[i] for i in order):
+            if step == 'blur':
+                kernels, cov = bsrgan_blur_kernels(b, o['blur_width'][0] + o['blur_width'][1] * sf, device=dev,
+                                                   generator=generator)  # fmt: skip
+                out = blur(out, kernels)
+                params['blur_cov'].append(cov)
+            elif step == 'down2' and u[9] < BSRGAN_RESIZE_PROB:
+                factor = BSRGAN_DOWN2_RANGE[0] + u[10] * (BSRGAN_DOWN2_RANGE[1] - BSRGAN_DOWN2_RANGE[0])
+                shape = (int(out.shape[-2] / factor), int(out.shape[-1] / factor))
+                out = _resize_to(out, shape, _mode(u[11])).clamp_(0, 1)
+            elif step == 'down2':  # Gaussian blur, then every sf-th pixel at the block centres (bilinear)
+                r = torch.rand((b, 2), generator=generator, device=dev)
+                std = 0.1 + r[:, 1] * (0.25 * sf - 0.1)
+                cov = torch.diag_embed(torch.stack([std**2, std**2], dim=-1))
+                side = BSRGAN_KERNEL_SIZES[-1]
+                out = blur(out, gaussian_kernels(cov, _odd_size_pick(r[:, 0], BSRGAN_KERNEL_SIZES), side))
+                out = F.interpolate(out, size=size, mode='bilinear', align_corners=False).clamp_(0, 1)
+            elif step == 'down3':
+                out = _resize_to(out, size, _mode(u[12])).clamp_(0, 1)
+            elif step == 'noise':
+                r = torch.rand((b, 2), generator=generator, device=dev)
+                level = _integer_steps(r[:, 0], *o['noise_range'])
+                kind = (r[:, 1] >= BSRGAN_COLOR_PROB).long() + (r[:, 1] >= BSRGAN_COLOR_PROB + BSRGAN_GRAY_PROB).long()
+                out = bsrgan_noise(out, level, kind, o['noise_range'][1], generator=generator)
+                params |= {'noise_level': level, 'noise_kind': kind}
+            else:  # jpeg, per sample with probability jpeg_prob
+                r = torch.rand((b, 2), generator=generator, device=dev)
+                quality = _integer_steps(r[:, 0], *o['jpeg_range'])
+                keep = (r[:, 1] < o['jpeg_prob']).view(b, 1, 1, 1)
+                out = torch.where(keep, apply_jpeg(out, quality, self.jpeger), out)
+                params |= {'jpeg_quality': quality, 'jpeg_applied': keep.view(b)}
+        quality = _integer_steps(torch.rand(b, generator=generator, device=dev), *o['jpeg_range'])
+        lq = quantize_8bit(apply_jpeg(out, quality, self.jpeger))
+        params['final_quality'] = quality
+        return (lq, params) if return_params else lq
+
+
+DEGRADATIONS = ('one_stage', 'two_stage', 'bsrgan')
+
+
+def build_degrader(
+    opt: Mapping[str, Any] | None, degradation: str = 'one_stage', *, prefix: str = ''
+) -> torch.nn.Module:
+    """The degradation module the model option ``degradation`` names (one of :data:`DEGRADATIONS`), reading its
+    options from ``opt`` (a whole model option dict is fine)."""
+    if degradation == 'bsrgan':
+        return BSRGANDegrader(opt, prefix=prefix)
+    if degradation not in DEGRADATIONS:
+        raise ConfigError(f'{prefix}degradation: expected one of {", ".join(DEGRADATIONS)}, got {degradation!r}')
+    return Degrader(opt, two_stage=degradation == 'two_stage', prefix=prefix)
 
 
 # ---------------------------------------------------------------------------------------------------- make-lq

@@ -8,6 +8,9 @@ Recipe of upstream HGGT's datasets (Real-ESRGAN, arXiv 2107.10833):
   betag_range, betap_range, noise_range=None)``;
 * second kernel: the same with the ``*2`` options (``blur_kernel_size_min2/max2`` as in the upstream configs, or
   ``blur_kernel_size2_min/max``; ``kernel_list2`` ...);
+* Real-ESRGAN's spelling ``blur_kernel_size: S`` (``blur_kernel_size2: S``) instead of the min/max pair: odd sizes
+  7..S, zero-padded to S, as basicsr's ``RealESRGANDataset`` (its configs say 21: sizes 7..21, padded to 21;
+  basicsr hard-codes that range and pad, we read them from S);
 * final sinc: with probability ``final_sinc_prob`` a sinc kernel (size from the second range, cutoff ~ U(pi/3, pi)),
   otherwise an identity pulse.
 
@@ -40,6 +43,7 @@ __all__ = [
     'KERNEL_KEYS',
     'KERNEL_TYPES',
     'KernelOptions',
+    'has_second_stage',
     'kernel_pad_size',
     'parse_kernel_options',
     'sample_final_sinc',
@@ -73,8 +77,13 @@ UPSTREAM_SECOND_ALIASES = {
     'blur_kernel_size_max2': 'blur_kernel_size2_max',
 }
 FIRST_KEYS = frozenset(FIRST_SCHEMA)
-SECOND_KEYS = frozenset(SECOND_SCHEMA) | frozenset(FINAL_SCHEMA) | frozenset(UPSTREAM_SECOND_ALIASES)
-KERNEL_KEYS = FIRST_KEYS | SECOND_KEYS | {'kernel_pad_to'}
+SECOND_KEYS = (
+    frozenset(SECOND_SCHEMA) | frozenset(FINAL_SCHEMA) | frozenset(UPSTREAM_SECOND_ALIASES) | {'blur_kernel_size2'}
+)
+#: Real-ESRGAN's single size option per stage: odd sizes 7..S, padded to S
+REALESRGAN_SIZE_KEYS = {'': 'blur_kernel_size', '2': 'blur_kernel_size2'}
+REALESRGAN_MIN_SIZE = 7
+KERNEL_KEYS = FIRST_KEYS | SECOND_KEYS | {'kernel_pad_to', *REALESRGAN_SIZE_KEYS.values()}
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,14 @@ def _stage(opt: Mapping, schema: dict[str, Opt], s: str, where: str) -> StageOpt
     kmin, kmax = o[f'blur_kernel_size{s}_min'], o[f'blur_kernel_size{s}_max']
     if kmax < kmin:
         raise ConfigError(f'{where}.{max_key}: {kmax} is below {min_key} {kmin}')
+    size_key = REALESRGAN_SIZE_KEYS[s]
+    if opt.get(size_key) is not None:  # Real-ESRGAN: odd sizes 7..S
+        given = [k for k in (min_key, max_key) if opt.get(k) is not None]
+        if given:
+            raise ConfigError(f'{where}.{size_key}: give either {size_key} (Real-ESRGAN) or {" / ".join(given)}, '
+                              'not both')  # fmt: skip
+        side = Opt('int', lo=REALESRGAN_MIN_SIZE, odd=True).check(opt[size_key], f'{where}.{size_key}')
+        kmin, kmax = REALESRGAN_MIN_SIZE // 2, side // 2
     kernel_list, kernel_prob = o[f'kernel_list{s}'], o[f'kernel_prob{s}']
     if len(kernel_prob) != len(kernel_list) or sum(kernel_prob) <= 0:
         raise ConfigError(
@@ -146,11 +163,16 @@ def parse_kernel_options(
     second = _stage(opt, SECOND_SCHEMA, '2', where)
     final_sinc_prob = check_section(opt, FINAL_SCHEMA, where, ignore=None)['final_sinc_prob']
     if two_stage is None:
-        two_stage = any(k in opt for k in SECOND_KEYS)
+        two_stage = has_second_stage(opt)
     needed = max(first.sizes[-1], second.sizes[-1] if two_stage else 0)
     pad_to = opt.get('kernel_pad_to')  # the largest kernel must fit
     pad_to = needed if pad_to is None else Opt('int', lo=needed, odd=True).check(pad_to, f'{where}.kernel_pad_to')
     return KernelOptions(first=first, second=second, final_sinc_prob=float(final_sinc_prob), pad_to=pad_to)
+
+
+def has_second_stage(opt: Mapping) -> bool:
+    """Whether ``opt`` sets any second-stage kernel option (the datasets' ``two_stage`` default)."""
+    return any(opt.get(k) is not None for k in SECOND_KEYS)
 
 
 def kernel_pad_size(opt: Mapping | KernelOptions) -> int:

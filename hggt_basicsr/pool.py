@@ -17,6 +17,9 @@ to the 8-bit grid as its last step. (Bit-exact on CPU; on CUDA, where torch divi
 reciprocal, a value may differ by one float32 ulp.) The pool thus needs a quarter of upstream's float32 memory:
 Q=144, 5 GTs at 256², LQ 64², labels + votes: 143 MB instead of 573 MB (bench/bench_pool_memory.py).
 ``store_uint8=False`` stores float32, for data off the 8-bit grid (e.g. USM-sharpened targets).
+
+Exact resume: :meth:`TrainingPairPool.state_dict` / :meth:`~TrainingPairPool.load_state_dict` carry the contents
+(CPU tensors, ``weights_only``-loadable); the model saves them in the training state with ``train.save_pool``.
 """
 
 from __future__ import annotations
@@ -77,6 +80,28 @@ class TrainingPairPool:
         """Bytes held by the pool tensors (0 before the first call)."""
         return sum(t.numel() * t.element_size() for t in self._store or () if t is not None)
 
+    def state_dict(self) -> dict:
+        """The pool's contents and fill pointer, as CPU tensors and plain values (``weights_only``-loadable)."""
+        return {
+            'queue_size': self.queue_size,
+            'batch_size': self.batch_size,
+            'store_uint8': self.store_uint8,
+            'ptr': self.ptr,
+            'store': None if self._store is None else [None if t is None else t.cpu() for t in self._store],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output (the tensors move to the next batch's device on the next call);
+        ValueError when the saved pool's geometry differs from this one's."""
+        mine = (self.queue_size, self.batch_size, self.store_uint8)
+        theirs = (state['queue_size'], state['batch_size'], state['store_uint8'])
+        if mine != theirs:
+            raise ValueError(
+                f'TrainingPairPool: saved pool (queue_size, batch_size, store_uint8) = {theirs} differs from {mine}'
+            )
+        self.ptr = int(state['ptr'])
+        self._store = None if state['store'] is None else [None if t is None else t.clone() for t in state['store']]
+
     def _encode(self, i: int, x: torch.Tensor | None) -> torch.Tensor | None:
         if x is None or i >= 2:  # labels / votes: int64 on the pool's device
             return None if x is None else x.to(device=self._store[i].device, dtype=torch.int64)
@@ -85,6 +110,8 @@ class TrainingPairPool:
         return x.detach()
 
     def _check(self, batch: tuple[torch.Tensor | None, ...]) -> None:
+        if self._store is not None and self._store[0].device != batch[0].device:  # restored on the CPU
+            self._store = [None if t is None else t.to(batch[0].device) for t in self._store]
         if self._store is None:
             img = torch.uint8 if self.store_uint8 else torch.float32
             self._store = [

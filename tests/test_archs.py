@@ -9,6 +9,7 @@ from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import hggt_basicsr  # noqa: F401  (must precede basicsr)
+from hggt_basicsr.errors import ConfigError
 
 TINY_SWIN = dict(
     upscale=4,
@@ -93,3 +94,27 @@ def test_swinir_fixed_pads_only_to_next_window_multiple() -> None:
         expected = ref(padded)[..., : 13 * 4, : 21 * 4]
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     assert fixed(torch.rand(1, 3, 3, 5)).shape == (1, 3, 12, 20)  # smaller than one window
+
+
+def test_swinir_fixed_upstream_pad_mode_adds_a_full_window_on_multiples() -> None:
+    """``pad_mode: upstream`` pads ``ws - side % ws`` as upstream HGGT's SwinIR (16 -> 24), bit for bit."""
+    torch.manual_seed(0)
+    fixed = build_network(dict(type='SwinIRFixed', pad_mode='upstream', **TINY_SWIN)).eval()
+    ref = SwinIR(**TINY_SWIN).eval()
+    ref.load_state_dict(fixed.state_dict())
+    for h, w, pad_h, pad_w in ((16, 24, 8, 8), (13, 21, 3, 3)):
+        x = torch.rand(1, 3, h, w)
+        padded = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode='reflect')
+        with torch.no_grad():
+            torch.testing.assert_close(fixed(x), ref(padded)[..., : h * 4, : w * 4], rtol=0, atol=0)
+    x = torch.rand(1, 3, 16, 24)
+    default = build_network(dict(type='SwinIRFixed', **TINY_SWIN)).eval()
+    default.load_state_dict(fixed.state_dict())
+    with torch.no_grad():
+        assert not torch.equal(fixed(x), default(x))  # the extra window changes the border outputs
+    assert fixed(torch.rand(1, 3, 5, 8)).shape == (1, 3, 20, 32)  # not larger than a window: next multiple
+
+
+def test_swinir_fixed_rejects_an_unknown_pad_mode() -> None:
+    with pytest.raises(ConfigError, match=r"pad_mode: expected one of multiple, upstream, got 'full'"):
+        build_network(dict(type='SwinIRFixed', pad_mode='full', **TINY_SWIN))

@@ -257,3 +257,21 @@ def test_vgg_weights_local_only(tmp_path, monkeypatch, vgg_weights_file):
     monkeypatch.setenv('HGGT_VGG_WEIGHTS', str(tmp_path / 'nope.pth'))
     with pytest.raises(WeightsError, match='HGGT_VGG_WEIGHTS points to'):
         VGGFeatureExtractor(['conv1_2'])
+
+
+def test_exact_resume_replaces_the_train_loop_pieces():
+    """basicsr's train loop restarts the saved epoch from its first batch; the fix swaps its sampler, prefetchers
+    and build_model (tests/test_exact_resume.py runs the whole kill-and-resume)."""
+    import basicsr.train
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher
+
+    original = compat.ORIGINALS['basicsr.train.EnlargedSampler']
+    assert basicsr.train.EnlargedSampler is compat.ResumableSampler and issubclass(compat.ResumableSampler, original)
+    assert issubclass(basicsr.train.CPUPrefetcher, CPUPrefetcher) and basicsr.train.CPUPrefetcher is not CPUPrefetcher
+    state = {'ranks': [{'rng': compat.rng_state()}], 'loop': {'epoch': 0, 'consumed': 4, 'num_samples': 6}}
+    compat._RUN.resume = state
+    plain = original(list(range(6)), 1, 0, 1)  # what basicsr alone would do with this state: the whole epoch
+    assert compat._RUN.resume is state and len(list(plain)) == 6
+    resumable = compat.ResumableSampler(list(range(6)), 1, 0, 1)
+    compat._RUN.sampler = None
+    assert list(resumable) == list(plain)[4:]

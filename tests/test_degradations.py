@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from basicsr.data.degradations import add_gaussian_noise_pt, add_poisson_noise_pt
+from basicsr.data.degradations import add_gaussian_noise_pt, add_poisson_noise_pt, random_add_gaussian_noise_pt
 from basicsr.utils.diffjpeg import DiffJPEG
 
 import hggt_basicsr  # noqa: F401  (compat fixes before basicsr)
@@ -127,14 +127,42 @@ def test_gaussian_noise_matches_basicsr_and_gray_is_shared():
     img = torch.rand(2, 3, 16, 16) * 0.5 + 0.25
     sigma = torch.tensor([3.0, 6.0])
     torch.manual_seed(0)
-    ours = D.add_gaussian_noise(img, sigma, torch.zeros(2, dtype=torch.bool))
+    ours = D.add_gaussian_noise(img, sigma, None)
     torch.manual_seed(0)
     ref = add_gaussian_noise_pt(img, sigma=sigma, gray_noise=0, clip=True)
-    assert torch.allclose(ours, ref, atol=1e-6)
-    gray = D.add_gaussian_noise(img, sigma, torch.tensor([True, False]))
-    noise = gray - img
-    assert torch.allclose(noise[0, 0], noise[0, 1], atol=1e-6) and torch.allclose(noise[0, 0], noise[0, 2], atol=1e-6)
-    assert not torch.allclose(noise[1, 0], noise[1, 1])
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    # one gray field for the batch, scaled per sample (basicsr draws it before the color noise)
+    gray = torch.tensor([True, True, False])
+    img3, sigma3 = torch.full((3, 3, 16, 16), 0.5), torch.tensor([3.0, 6.0, 4.0])
+    torch.manual_seed(1)
+    ours = D.add_gaussian_noise(img3, sigma3, gray)
+    torch.manual_seed(1)
+    ref = add_gaussian_noise_pt(img3, sigma=sigma3, gray_noise=gray.float(), clip=True)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    noise = ours - img3
+    assert torch.equal(noise[0, 0], noise[0, 1]) and torch.equal(noise[0, 0], noise[0, 2])
+    torch.testing.assert_close(noise[1], noise[0] * 2, atol=1e-6, rtol=0)  # the same field, twice the sigma
+    assert not torch.allclose(noise[2, 0], noise[2, 1])
+
+
+@pytest.mark.parametrize('gray_prob', [0.0, 0.5, 1.0])
+def test_random_gaussian_noise_equals_basicsr_under_one_seed(gray_prob):
+    """The whole Gaussian branch draws what basicsr's ``random_add_gaussian_noise_pt`` draws, in its order."""
+    img = torch.rand(6, 3, 12, 12) * 0.5 + 0.25
+    checked = 0
+    for seed in range(4):
+        torch.manual_seed(seed)
+        _sigma, gray = torch.rand(6), torch.rand(6) < gray_prob
+        if gray_prob > 0 and not gray.any():  # basicsr then skips the gray field; we always draw it
+            continue
+        checked += 1
+        torch.manual_seed(seed)
+        ours = D.random_noise(img, 0.0, gaussian_noise_prob=1.0, noise_range=[1, 12], poisson_scale_range=[0, 1],
+                              gray_noise_prob=gray_prob)  # fmt: skip
+        torch.manual_seed(seed)
+        ref = random_add_gaussian_noise_pt(img, sigma_range=[1, 12], gray_prob=gray_prob, clip=True)
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    assert checked >= 3
 
 
 def test_poisson_noise_matches_basicsr_and_gray_is_shared():
@@ -206,3 +234,113 @@ def test_degrade_original_is_deterministic_and_leaves_the_global_rngs_alone(monk
     assert all(np.array_equal(r, serial[job]) for r, job in zip(results, jobs))
     with pytest.raises(DataError, match='not divisible by the scale 4'):
         D.degrade_original(gt[:30], 'g1-0-0', seed=7)
+
+
+# ---------------------------------------------------------------------------------------------------- BSRGAN
+@pytest.fixture
+def one_thread():
+    """Hundreds of tiny batches: one intra-op thread is faster, and immune to a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bsrgan_blur_kernels_follow_the_stated_law():
+    """Sizes 3..9, 30 % anisotropic; isotropic std and anisotropic variances U(0, width); measured widths agree."""
+    torch.manual_seed(0)
+    width, n = 1.0, 20000
+    kernels, cov = D.bsrgan_blur_kernels(n, width)
+    assert kernels.shape == (n, 9, 9) and (kernels >= 0).all()
+    torch.testing.assert_close(kernels.sum(dim=(1, 2)), torch.ones(n))
+    eig = torch.linalg.eigvalsh(cov)  # (n, 2) ascending
+    aniso = (eig[:, 1] - eig[:, 0]) > 1e-5
+    assert abs(aniso.float().mean().item() - 0.3) < 0.02
+    iso_std = eig[~aniso, 0].sqrt()
+    assert iso_std.max() <= width and abs(iso_std.mean().item() - width / 2) < 0.02  # std ~ U(0, width)
+    assert eig[aniso].max() <= width and abs(eig[aniso].mean().item() - width / 2) < 0.02  # variances ~ U(0, width)
+    # kernel sizes: the support of wide kernels is their size, uniform over {3, 5, 7, 9}
+    wide = eig[:, 0] > 0.5
+    support = (kernels[wide] > 0).any(dim=1).sum(dim=1)
+    counts = torch.bincount(support, minlength=10)[[3, 5, 7, 9]].float() / wide.sum()
+    assert set(support.unique().tolist()) == {3, 5, 7, 9} and (counts - 0.25).abs().max() < 0.03
+    # the measured width of a large isotropic kernel is its std
+    big = (~aniso) & (eig[:, 0] > 0.64) & ((kernels > 0).any(dim=1).sum(dim=1) == 9)
+    r = torch.arange(9.0) - 4
+    measured = (kernels[big] * r.view(1, 1, 9) ** 2).sum(dim=(1, 2)).sqrt()
+    torch.testing.assert_close(measured, eig[big, 0].sqrt(), rtol=0.03, atol=0)
+
+
+def test_bsrgan_noise_levels_and_kinds():
+    img = torch.full((300, 3, 32, 32), 0.5)
+    level = (torch.arange(300) % 12 + 1).float()
+    kind = torch.arange(300) // 100  # 100 color, 100 gray, 100 channel-correlated
+    torch.manual_seed(0)
+    noise = D.bsrgan_noise(img, level, kind, 12.0) - img
+    std = noise.std(dim=(1, 2, 3)) * 255
+    torch.testing.assert_close(std[:200], level[:200], rtol=0.1, atol=0)
+    assert torch.equal(noise[100:200, 0], noise[100:200, 1]) and torch.equal(noise[100:200, 0], noise[100:200, 2])
+    assert not torch.equal(noise[:100, 0], noise[:100, 1])
+    corr = noise[200:].std(dim=(2, 3)) * 255  # (100, 3): each channel's variance is at most (12 / 255)^2
+    assert corr.max() < 12 * 1.05 and corr.mean() > 3
+
+
+def test_bsrgan_pipeline_draws_match_the_stated_settings(one_thread):
+    """Over many draws: integer noise levels 1..12 and JPEG qualities 75..95, JPEG step 90 %, x2 pre-downsampling
+    25 %, blur widths within 0.2 + 0.2 sf, the first downsampling before the final one; LQ on the 8-bit grid."""
+    deg = D.BSRGANDegrader({})
+    gt = torch.full((8, 3, 32, 32), 0.5)
+    torch.manual_seed(0)
+    runs = [deg(gt, out_scale=4, return_params=True) for _ in range(300)]
+    lq = torch.cat([r[0] for r in runs])
+    assert lq.shape == (2400, 3, 8, 8) and torch.equal(lq, torch.round(lq * 255) / 255)
+    params = [r[1] for r in runs]
+    levels = torch.cat([p['noise_level'] for p in params])
+    assert set(levels.tolist()) == set(range(1, 13)) and abs(levels.mean().item() - 6.5) < 0.3
+    kinds = torch.bincount(torch.cat([p['noise_kind'] for p in params]), minlength=3).float() / len(levels)
+    torch.testing.assert_close(kinds, torch.tensor([0.4, 0.4, 0.2]), atol=0.03, rtol=0)
+    for key in ('jpeg_quality', 'final_quality'):
+        quality = torch.cat([p[key] for p in params])
+        assert set(quality.tolist()) == set(range(75, 96))
+    assert abs(torch.cat([p['jpeg_applied'] for p in params]).float().mean().item() - 0.9) < 0.025
+    halved = [p['sf'] == 2 for p in params]
+    assert abs(sum(halved) / len(params) - 0.25) < 0.075
+    for p in params:
+        assert p['order'].index('down2') < p['order'].index('down3') and sorted(p['order']) == sorted(D.BSRGAN_STEPS)
+        width = 0.2 + 0.2 * p['sf']
+        for cov in p['blur_cov']:
+            assert torch.linalg.eigvalsh(cov).max() <= width + 1e-6
+    assert len({tuple(p['order']) for p in params}) > 30
+
+
+def test_bsrgan_lq_noise_level_follows_the_drawn_level(one_thread):
+    """Flat gray GTs, in-sequence JPEG off and the final JPEG at 95: the LQ's noise std never exceeds the drawn level
+    (blur and downsampling only average noise; + 0.6 for the 8-bit rounding) and, when noise is the last step,
+    keeps most of it; the channel-correlated kind stays below the largest level."""
+    deg = D.BSRGANDegrader({'jpeg_prob': 0, 'jpeg_range': [95, 95]})
+    gt = torch.full((8, 3, 64, 64), 0.5)
+    torch.manual_seed(0)
+    last_kept = []
+    for _ in range(60):
+        lq, p = deg(gt, out_scale=4, return_params=True)
+        spread, level, plain = lq.std(dim=(1, 2, 3)) * 255, p['noise_level'], p['noise_kind'] != 2
+        assert (spread[plain] <= level[plain] * 1.1 + 0.6).all() and (spread[~plain] <= 12).all()
+        assert abs(lq.mean().item() - 0.5) < 0.01
+        if p['order'][-1] == 'noise':
+            last_kept.append(spread[plain] / level[plain])
+    kept = torch.cat(last_kept)
+    assert len(kept) > 25 and kept.min() > 0.4 and kept.median() > 0.8
+
+
+def test_bsrgan_degrader_options_and_build_degrader():
+    deg = D.build_degrader({'noise_range': [2, 3], 'jpeg_range': [90, 95], 'unrelated': 1}, 'bsrgan')
+    assert isinstance(deg, D.BSRGANDegrader) and deg.options['noise_range'] == [2.0, 3.0]
+    assert deg.options['blur_width'] == [0.2, 0.2] and not [p for p in deg.parameters() if p.requires_grad]
+    torch.manual_seed(0)
+    lq, params = deg(torch.rand(4, 3, 32, 32), torch.rand(4, 9, 9), out_scale=2, return_params=True)
+    assert lq.shape == (4, 3, 16, 16) and params['sf'] == 2 and set(params['noise_level'].tolist()) <= {2.0, 3.0}
+    assert isinstance(D.build_degrader({}, 'two_stage'), D.Degrader) and D.build_degrader({}).two_stage is False
+    with pytest.raises(ConfigError, match="train.degradation: expected one of one_stage, two_stage, bsrgan, got 'x'"):
+        D.build_degrader({}, 'x', prefix='train.')
+    with pytest.raises(ConfigError, match='train.jpeg_prob'):
+        D.build_degrader({'jpeg_prob': 2}, 'bsrgan', prefix='train.')

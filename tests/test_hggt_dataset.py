@@ -402,7 +402,8 @@ def test_folder_dataset_and_aliases(tmp_path):
     with pytest.raises(DataError, match='smaller than crop_size 32'):
         HGGTFolderDataset({'dataroot_gt': str(folder), 'crop_size': 32})[0]
 
-    one = build_dataset(dict(UPSTREAM_KEYS, type='OneStageDegradation_DF2K_Dataset', dataroot_gt=str(folder)))
+    # upstream's key for the HR folder is dataroot_all_gt
+    one = build_dataset(dict(UPSTREAM_KEYS, type='OneStageDegradation_DF2K_Dataset', dataroot_all_gt=str(folder)))
     assert set(one[0]) == {'gt', 'kernel1', 'gt_path', 'key'}
     assert one[0]['gt'].shape == (3, 20, 24)  # upstream gt_size: 256 is ignored (the model crops)
     two = build_dataset(dict(UPSTREAM_KEYS, type='TwoStageDegradation_DF2K_Dataset', dataroot_gt=str(folder)))
@@ -423,6 +424,77 @@ def test_folder_dataset_and_aliases(tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match='no images found'):
         HGGTFolderDataset({'dataroot_gt': str(empty)})
+
+
+# ---------------------------------------------------------------------------------------------------- Real-ESRGAN keys
+#: the kernel keys of Real-ESRGAN's train_realesrgan_x4plus.yml dataset block, as shipped
+REALESRGAN_KERNELS = {
+    'blur_kernel_size': 21,
+    'kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'],
+    'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob': 0.1,
+    'blur_sigma': [0.2, 3],
+    'betag_range': [0.5, 4],
+    'betap_range': [1, 2],
+    'blur_kernel_size2': 21,
+    'kernel_list2': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'],
+    'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob2': 0.1,
+    'blur_sigma2': [0.2, 1.5],
+    'betag_range2': [0.5, 4],
+    'betap_range2': [1, 2],
+    'final_sinc_prob': 0.8,
+}
+
+
+def test_realesrgan_kernel_keys_draw_what_basicsr_realesrgan_dataset_draws(tmp_path):
+    """A Real-ESRGAN dataset block (``dataroot_gt``, ``meta_info``, ``blur_kernel_size: 21`` ...) read by
+    HGGTFolderDataset: two-stage kernels inferred, sizes 7..21 padded to 21, the very kernels basicsr's
+    RealESRGANDataset draws under the same seeds."""
+    from basicsr.data.realesrgan_dataset import RealESRGANDataset
+
+    folder = tmp_path / 'DF2K'
+    (folder / 'sub').mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(folder / 'sub' / f'img{i}.png'), group_image(f'img{i}', 'x', size=24))
+    meta = tmp_path / 'meta_info.txt'
+    meta.write_text('sub/img0.png (24,24,3)\nsub/img1.png (24,24,3)\n')
+    opt = {'dataroot_gt': str(folder), 'meta_info': str(meta), 'io_backend': {'type': 'disk'}, 'use_hflip': True,
+           'use_rot': False, 'gt_size': 256, 'use_shuffle': True, 'phase': 'train', **REALESRGAN_KERNELS}  # fmt: skip
+    ours = HGGTFolderDataset(dict(opt, crop_pad_size=400))  # Real-ESRGAN pads / crops to 400 (hard-coded)
+    ref = RealESRGANDataset(dict(opt, io_backend={'type': 'disk'}))
+    assert ours.two_stage and ours.paths == ['sub/img0.png', 'sub/img1.png']
+    assert ours.kernel_opt.first.sizes == ours.kernel_opt.second.sizes == tuple(range(7, 22, 2))
+    sinc_seen = 0
+    for seed in range(16):
+        random.seed(seed)
+        np.random.seed(seed)
+        a = ours[seed % 2]
+        random.seed(seed)
+        np.random.seed(seed)
+        b = ref[seed % 2]
+        torch.testing.assert_close(a['gt'], b['gt'], rtol=0, atol=0)
+        for key in ('kernel1', 'kernel2', 'sinc_kernel'):
+            assert a[key].shape == (21, 21)
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+        sinc_seen += int(a['sinc_kernel'][10, 10] != 1)
+    assert sinc_seen >= 6  # final_sinc_prob 0.8: the sinc branch is exercised
+
+    # the HGGT dataset reads the same keys
+    images_dir, labels_dir = make_hggt_tree(tmp_path / 'hggt', GROUPS, size=16)
+    item = HGGTDataset({'dataroot_all_gt': str(images_dir), 'dataroot_all_json': str(labels_dir),
+                        **REALESRGAN_KERNELS})[0]  # fmt: skip
+    assert item['kernel1'].shape == item['kernel2'].shape == item['sinc_kernel'].shape == (21, 21)
+    assert parse_kernel_options({'blur_kernel_size': 11}).first.sizes == (7, 9, 11)
+    assert kernel_pad_size({'blur_kernel_size': 11, 'blur_kernel_size2': 15}) == 15
+    with pytest.raises(ConfigError, match='blur_kernel_size: give either blur_kernel_size .* or blur_kernel_size_max'):
+        parse_kernel_options({'blur_kernel_size': 21, 'blur_kernel_size_max': 3})
+    with pytest.raises(ConfigError, match=r'datasets.train.blur_kernel_size2: expected an odd integer >= 7, got 20'):
+        parse_kernel_options({'blur_kernel_size2': 20})
+    with pytest.raises(ConfigError, match=r'blur_kernel_size: expected an odd integer >= 7, got 5'):
+        parse_kernel_options({'blur_kernel_size': 5})
+    # an explicit two_stage: false keeps the one-stage items even with second-stage keys
+    assert set(HGGTFolderDataset(dict(opt, two_stage=False))[0]) == {'gt', 'kernel1', 'gt_path', 'key'}
 
 
 # ---------------------------------------------------------------------------------------------------- kernels

@@ -599,13 +599,137 @@ def test_upstream_config_runs_unchanged(tmp_path, monkeypatch, model_type, datas
     assert list((run_dir / 'experiments' / opt['name'] / 'visualization').rglob('*.png'))  # validation ran
 
 
-def test_usm_options_are_rejected_but_ignored_by_upstream_aliases(tmp_path):
-    opt = make_opt(tmp_path, 'positive', l1_gt_usm=True)
-    with pytest.raises(ConfigError, match='l1_gt_usm: USM-sharpened targets are not supported'):
-        build_model(opt)
+# ---------------------------------------------------------------------------------------------------- USM targets
+def _usm(x: torch.Tensor) -> torch.Tensor:
+    from basicsr.utils.img_process_util import USMSharp
+
+    return USMSharp()(x)
+
+
+class _DegraderSpy(torch.nn.Module):
+    """Stands in for the degrader: records its input and returns a plain downscale (deterministic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, gt, kernel1, *_, out_scale, **__):
+        self.inputs.append(gt.clone())
+        return torch.nn.functional.avg_pool2d(gt, out_scale)
+
+
+def _usm_model(tmp_path, gt_mode='positive', **flags):
+    opt = make_opt(tmp_path, gt_mode, gt_size=GT, **flags)
+    opt['train']['perceptual_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0}  # replaced by a spy below
+    model = build_model(opt)
+    model.cri_pix, model.cri_perceptual, model.degrader = _Spy(), _Spy(returns_pair=True), _DegraderSpy()
+    return model
+
+
+@pytest.mark.parametrize('flags', [{}, {'l1_gt_usm': True, 'percep_gt_usm': True}, {'gan_gt_usm': True}])
+def test_usm_flags_select_the_sharpened_target_per_loss_and_degrade_usm_gt(tmp_path, flags):
+    """Real-ESRGAN semantics: LQ from USM(original) when any USM flag is set, each flagged loss on USM(target)."""
+    model = _usm_model(tmp_path, **flags)
+    d_inputs: list[torch.Tensor] = []
+    model.net_d.register_forward_pre_hook(lambda _m, args: d_inputs.append(args[0].detach().clone()))
+    batch = make_batch([[0, 1, 3, 1, 1], [0, 2, 1, 3, 2]])
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    original = batch['img_list'][:, 0]
+    assert torch.allclose(model.degrader.inputs[0], _usm(original) if flags else original, atol=1e-6)
+    plain = batch['img_list'][torch.arange(B), model.target_idx]  # gt_size == GT: the crop is the whole image
+    assert torch.equal(model.gt, plain)
+    sharp = _usm(plain)
+    for got, key in ((model.cri_pix.targets[0], 'l1_gt_usm'), (model.cri_perceptual.targets[0], 'percep_gt_usm'),
+                     (d_inputs[1], 'gan_gt_usm')):  # fmt: skip
+        assert torch.allclose(got, sharp if flags.get(key) else plain, atol=1e-6)
+        assert not flags.get(key) or not torch.allclose(got, plain, atol=1e-3)
+    if not flags:
+        assert model.gt_usm is model.gt and model.usm_sharpener is None
+
+
+def test_usm_targets_are_sharpened_after_the_pool(tmp_path):
+    """The pool holds plain GTs (uint8); each step sharpens the target it draws, as Real-ESRGAN re-sharpens."""
+    opt = make_opt(tmp_path, 'positive', gt_size=GT, l1_gt_usm=True, queue_size=2 * B)
+    model = build_model(opt)
+    assert model.pool.store_uint8
+    for it in range(1, 5):
+        model.feed_data(make_batch([[0, 1, 1, 1, 1]] * B, seed=it))
+        assert torch.allclose(model.l1_gt, _usm(model.gt), atol=1e-6)
+        assert model.percep_gt is model.gt and model.gan_gt is model.gt
+    assert model.pool.is_full
+
+
+def test_gt_usm_replaces_every_gt_before_the_degradation(tmp_path):
+    """RealESRNet / LDL_noGAN: USM(GT) is degraded and is every target; the pool stores it as float32."""
+    model = _usm_model(tmp_path, 'original', gan=False, gt_usm=True, queue_size=B)
+    assert not model.pool.store_uint8
+    batch = make_batch(gt_only=True)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    sharp = _usm(batch['gt'])
+    assert torch.allclose(model.degrader.inputs[0], sharp, atol=1e-6)
+    assert torch.allclose(model.gt, sharp, atol=1e-6) and model.l1_gt is model.gt
+    assert torch.allclose(model.cri_pix.targets[0], sharp, atol=1e-6)
+
+
+def test_use_sharpen_degrades_usm_but_keeps_plain_targets(tmp_path):
+    model = _usm_model(tmp_path, Use_sharpen=True)
+    batch = make_batch([[0, 1, 1, 1, 1]] * B)
+    model.feed_data(batch)
+    assert torch.allclose(model.degrader.inputs[0], _usm(batch['img_list'][:, 0]), atol=1e-6)
+    assert model.l1_gt is model.gt and model.percep_gt is model.gt and model.gan_gt is model.gt
+
+
+def test_usm_off_is_identical_to_explicit_false_flags(tmp_path):
+    """All USM flags false (explicitly or by default) gives the same LQ, targets and step as before."""
+    results = []
+    for flags in ({}, dict.fromkeys(('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'gt_usm', 'Use_sharpen'), False)):
+        torch.manual_seed(5)
+        model = build_model(make_opt(tmp_path, 'positive_negative', **flags))
+        model.feed_data(make_batch(seed=2))
+        model.optimize_parameters(1)
+        results.append((model.lq, model.gt, model.output.detach(), params_of(model.net_g)))
+    for a, b in zip(*results):
+        assert all(torch.equal(x, y) for x, y in zip(a, b)) if isinstance(a, list) else torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ('flags', 'message'),
+    [
+        ({'l1_gt_usm': 1}, r'l1_gt_usm: expected true or false, got 1'),
+        ({'gt_usm': True, 'l1_gt_usm': True}, r'gt_usm: already sharpens every target; drop l1_gt_usm'),
+        ({'percep_gt_usm': True, 'gt_size': 16}, r'gt_size: 16 is too small for USM-sharpened targets'),
+    ],
+)
+def test_bad_usm_options(tmp_path, flags, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(make_opt(tmp_path, 'positive', **flags))
+
+
+def test_upstream_aliases_ignore_usm_flags(tmp_path):
     opt = make_opt(tmp_path, 'original', model_type='Ours_Model', gt_usm=True)
     del opt['gt_mode']
-    assert build_model(opt).gt_mode == 'original'
+    model = build_model(opt)
+    assert model.gt_mode == 'original' and not model.degrade_usm
+
+
+def test_artifacts_opt_is_the_ldl_loss(tmp_path):
+    """LDL's own key ``train.artifacts_opt`` builds the same loss as ``ldl_opt``: same step, same weights."""
+    runs = []
+    for key in ('ldl_opt', 'artifacts_opt'):
+        opt = make_opt(tmp_path, 'positive')
+        opt['train'][key] = {'type': 'L1Loss', 'loss_weight': 1.0}
+        torch.manual_seed(1)
+        model = build_model(opt)
+        model.feed_data(make_batch([[0, 1, 1, 1, 1]] * B))
+        model.optimize_parameters(1)
+        runs.append((model.get_current_log(), params_of(model.net_g)))
+    assert runs[0][0] == runs[1][0] and 'l_g_ldl' in runs[0][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    opt['train']['ldl_opt'] = {'type': 'L1Loss'}
+    with pytest.raises(ConfigError, match='train.artifacts_opt: give either ldl_opt or its LDL name artifacts_opt'):
+        build_model(opt)
 
 
 def test_ldl_alias(tmp_path):

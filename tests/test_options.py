@@ -44,7 +44,11 @@ TINY_NETS: dict[str, Callable[[dict], dict]] = {
     'UNetDiscriminatorSN': lambda o: {**o, 'num_feat': 4},
     'RCANNoUp': lambda o: {**o, 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},
     'ELAN': lambda o: {**o, 'window_sizes': [2, 4], 'm_elan': 1, 'c_elan': 6, 'r_expand': 2},
+    'RRDBAdaNet': lambda o: {**o, 'nf': 8, 'nb': 1, 'gc': 4},
+    'LocNet': lambda o: o,
 }
+#: USMSharp reflect-pads by 25 pixels: USM targets need crops of at least 26
+USM_FLAGS = ('l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'gt_usm', 'Use_sharpen')
 
 
 def _resolve(registry, name: str) -> type:
@@ -142,9 +146,9 @@ def shrink(opt: dict, tmp: Path, source: str) -> dict:
     scale = int(opt.get('scale', 4))
     opt['num_gpu'] = 0
     opt.pop('plugins', None)
-    for key in ('gt_size',):
-        if key in opt:
-            opt[key] = 16
+    crop = 32 if any(opt.get(flag) for flag in USM_FLAGS) else 16
+    if 'gt_size' in opt:
+        opt['gt_size'] = crop
     if opt.get('queue_size'):
         opt['queue_size'] = 2 * BATCH
     if opt.get('tile_size'):
@@ -165,12 +169,13 @@ def shrink(opt: dict, tmp: Path, source: str) -> dict:
             dataset['prefetch_mode'] = None
             dataset['pin_memory'] = False
             if 'gt_size' in dataset:
-                dataset['gt_size'] = 16
+                dataset['gt_size'] = crop
         opt['datasets'][phase] = dataset
 
     path = opt.setdefault('path', {})
     path['resume_state'] = None
     path['pretrain_network_d'] = None
+    path['pretrain_network_loc'] = None
     if 'network_g' in opt:
         # real loading code, fed with a tiny checkpoint of the tiny net (both param keys)
         torch.manual_seed(0)
@@ -221,6 +226,8 @@ def test_option_files_exist():
         'options/pretrain_swinir_df2k.yml',
         'options/train_realesrgan_pos.yml',
         'options/train_ldl_pos.yml',
+        # Table 4: every baseline on HGGT positive GTs and on DF2K-OST
+        *(f'options/train_{m}_{d}.yml' for m in ('realesrgan', 'bsrgan', 'ldl', 'adatarget') for d in ('pos', 'df2k')),
     ):
         assert required in names
         assert required.replace('/pretrain_', '/test_').replace('/train_', '/test_') in names

@@ -138,3 +138,27 @@ def test_pool_nbytes_upstream_sizes():
     assert pool_nbytes(144, (3, 64, 64), (5, 3, 256, 256), labels=False, uint8=False) - 144 * 4 * 3 * 64 * 64 == (
         144 * 5 * 3 * 256 * 256 * 4
     )  # upstream's queue_gts: 566 MB
+
+
+def test_state_dict_round_trip_continues_identically(tmp_path):
+    """A pool restored from its (weights_only-loaded) state returns the same batches under the same RNG."""
+    torch.manual_seed(0)
+    pool = TrainingPairPool(Q, B)
+    for i in range(Q // B + 1):
+        pool(*_batch([2 * i, 2 * i + 1]))
+    torch.save(pool.state_dict(), tmp_path / 'pool.pt')
+    restored = TrainingPairPool(Q, B)
+    restored.load_state_dict(torch.load(tmp_path / 'pool.pt', weights_only=True))
+    assert restored.ptr == pool.ptr == Q and restored.nbytes == pool.nbytes
+    for i in range(3):
+        batch = _batch([100 + 2 * i, 101 + 2 * i])
+        torch.manual_seed(i)
+        expected = pool(*batch)
+        torch.manual_seed(i)
+        got = restored(*batch)
+        assert _ids(*got) == _ids(*expected)
+    empty = TrainingPairPool(Q, B)
+    empty.load_state_dict(TrainingPairPool(Q, B).state_dict())
+    assert empty.ptr == 0 and empty.nbytes == 0
+    with pytest.raises(ValueError, match=r'saved pool \(queue_size, batch_size, store_uint8\) = \(6, 2, True\)'):
+        TrainingPairPool(2 * Q, B).load_state_dict(pool.state_dict())

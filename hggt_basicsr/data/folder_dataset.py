@@ -8,7 +8,11 @@ Options: see :data:`SCHEMA` plus the kernel keys of :mod:`hggt_basicsr.kernels`.
 recursively, or is an lmdb (``io_backend: {type: lmdb}``, see ``hggt make-lmdb``); ``meta_info`` (disk) lists paths
 relative to it, first token per line, kept in file order; ``crop_size`` crops at random (a smaller image is an error),
 ``crop_pad_size`` (Real-ESRGAN's) reflect-pads smaller images first, so folders of mixed sizes batch. ``gt_size`` is
-accepted and ignored as upstream: the model crops after degrading.
+accepted and ignored as upstream: the model crops after degrading. Kernel keys: HGGT's ``blur_kernel_size_min/max``
+or Real-ESRGAN's ``blur_kernel_size: 21`` (:mod:`hggt_basicsr.kernels`); ``two_stage`` defaults to whether any
+second-stage kernel key is given. A Real-ESRGAN ``RealESRGANDataset`` block (``dataroot_gt``, ``meta_info``,
+``io_backend``, the kernel keys) reads unchanged with ``type: HGGTFolderDataset``; Real-ESRGAN crops or pads every
+image to 400 (hard-coded), here only with ``crop_pad_size: 400``.
 
 Item: ``gt`` (3, H, W) float32 RGB in [0, 1], ``kernel1`` (S, S) float32 (+ ``kernel2``, ``sinc_kernel`` when
 ``two_stage``), ``gt_path``, ``key`` (the path without extension).
@@ -34,7 +38,7 @@ from torch.utils import data
 
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw
 from hggt_basicsr.errors import ConfigError, DataError
-from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
+from hggt_basicsr.kernels import KERNEL_KEYS, has_second_stage, parse_kernel_options, sample_kernels
 from hggt_basicsr.options import Opt, check_section
 
 __all__ = ['HGGTFolderDataset']
@@ -42,7 +46,7 @@ __all__ = ['HGGTFolderDataset']
 SCHEMA = {
     'dataroot_gt': Opt('str'), 'meta_info': Opt('str', None), 'io_backend': Opt('map', None),
     'crop_size': Opt('int', None, lo=1), 'crop_pad_size': Opt('int', None, lo=1),
-    'use_hflip': Opt('bool', True), 'use_rot': Opt('bool', False), 'two_stage': Opt('bool', False),
+    'use_hflip': Opt('bool', True), 'use_rot': Opt('bool', False), 'two_stage': Opt('bool', None),
 }  # fmt: skip
 
 
@@ -57,7 +61,8 @@ class HGGTFolderDataset(data.Dataset):
         o = check_section(opt, SCHEMA, where, ignore=BASICSR_LOADER_KEYS | KERNEL_KEYS)
         if o['crop_size'] and o['crop_pad_size']:
             raise ConfigError(f'{where}: crop_size and crop_pad_size exclude each other, got both')
-        self.use_hflip, self.use_rot, self.two_stage = o['use_hflip'], o['use_rot'], o['two_stage']
+        self.use_hflip, self.use_rot = o['use_hflip'], o['use_rot']
+        self.two_stage = has_second_stage(opt) if o['two_stage'] is None else o['two_stage']
         self.crop_size, self.pad = o['crop_pad_size'] or o['crop_size'], bool(o['crop_pad_size'])
         self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=self.two_stage)
         self.source = ImageSource(o['io_backend'], o['dataroot_gt'], where, 'dataroot_gt')
@@ -89,6 +94,7 @@ class HGGTFolderDataset(data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         img, name = self._read(self.paths[index])
+        img = augment(img, self.use_hflip, self.use_rot)  # before the crop: Real-ESRGAN's order of random draws
         if self.crop_size:
             c, (h, w) = self.crop_size, img.shape[:2]
             if self.pad and (h < c or w < c):
@@ -96,10 +102,11 @@ class HGGTFolderDataset(data.Dataset):
                 h, w = img.shape[:2]
             elif h < c or w < c:
                 raise DataError(f'{self.source.path(name)}: image is {w}x{h}, smaller than crop_size {c}')
-            top, left = random.randint(0, h - c), random.randint(0, w - c)
-            img = img[top : top + c, left : left + c]
+            if h > c or w > c:  # draws only when there is a choice (the random stream of Real-ESRGAN's dataset)
+                top, left = random.randint(0, h - c), random.randint(0, w - c)
+                img = img[top : top + c, left : left + c]
         item = {
-            'gt': torch.from_numpy(to_float_chw([augment(img, self.use_hflip, self.use_rot)])[0]),
+            'gt': torch.from_numpy(to_float_chw([img])[0]),
             'gt_path': self.source.path(name),
             'key': os.path.splitext(name)[0],
         }

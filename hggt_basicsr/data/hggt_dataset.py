@@ -5,7 +5,10 @@ Layout: ``images/<split>/original/<stem>.png``, ``images/<split>/0k/<stem>_0k.pn
 ``labels/<split>/<annotator>/<stem>.json``. Options: see :data:`SCHEMA` (``dataroot_all_gt`` may be an lmdb of the
 images folder with ``io_backend: {type: lmdb}``, see ``hggt make-lmdb``; ``group_filter`` ``pos`` keeps groups with
 >= 1 final Positive, ``posneg`` with >= 1 Positive or Negative; ``img_dtype: uint8`` quarters the host memory traffic
-and the host-to-device copy, the model converts on its device) plus the kernel keys of :mod:`hggt_basicsr.kernels`.
+and the host-to-device copy, the model converts on its device) plus the kernel keys of :mod:`hggt_basicsr.kernels`
+(HGGT's ``blur_kernel_size_min/max`` or Real-ESRGAN's ``blur_kernel_size: 21``); ``two_stage`` (also draw
+``kernel2`` and ``sinc_kernel``) defaults to whether any second-stage kernel key is given, so a Real-ESRGAN
+dataset block works with only its type and data roots changed.
 
 Item: ``img_list`` (K+1, 3, H, W) RGB (float32 in [0, 1] or uint8), order original, 01..0K, jointly flipped/rotated;
 ``label_list`` (K+1,) int64 codes Original 0, Positive 1, Similar 2, Negative 3; ``label_num_list`` (K+1,) int64
@@ -33,7 +36,7 @@ from torch.utils import data
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw, to_uint8_chw
 from hggt_basicsr.data.layout import version_key
 from hggt_basicsr.errors import DataError
-from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
+from hggt_basicsr.kernels import KERNEL_KEYS, has_second_stage, parse_kernel_options, sample_kernels
 from hggt_basicsr.labels import FILTERS, load_group_labels
 from hggt_basicsr.options import Opt, check_section
 
@@ -43,7 +46,7 @@ SCHEMA = {
     'dataroot_all_gt': Opt('str'), 'dataroot_all_json': Opt('str'), 'label_manifest': Opt('str', None),
     'group_filter': Opt('str', 'pos', choices=FILTERS), 'io_backend': Opt('map', None),
     'use_hflip': Opt('bool', True), 'use_rot': Opt('bool', False), 'skip_bad_groups': Opt('bool', False),
-    'two_stage': Opt('bool', False), 'original_only': Opt('bool', False),
+    'two_stage': Opt('bool', None), 'original_only': Opt('bool', False),
     'img_dtype': Opt('str', 'float32', choices=('float32', 'uint8')),
 }  # fmt: skip
 _FILTER_RULE = {'pos': 'no final Positive', 'posneg': 'every version final Similar (no Positive, no Negative)',
@@ -59,7 +62,8 @@ class HGGTDataset(data.Dataset):
         self.opt = dict(opt)
         where = f'datasets.{opt.get("phase", "train")}'
         o = check_section(opt, SCHEMA, where, ignore=BASICSR_LOADER_KEYS | KERNEL_KEYS)
-        self.group_filter, self.two_stage, self.original_only = o['group_filter'], o['two_stage'], o['original_only']
+        self.group_filter, self.original_only = o['group_filter'], o['original_only']
+        self.two_stage = has_second_stage(opt) if o['two_stage'] is None else o['two_stage']
         self.use_hflip, self.use_rot, self.skip_bad_groups = o['use_hflip'], o['use_rot'], o['skip_bad_groups']
         self._to_chw = to_float_chw if o['img_dtype'] == 'float32' else to_uint8_chw
         self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=self.two_stage)
