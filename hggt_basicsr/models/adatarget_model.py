@@ -54,9 +54,9 @@ from __future__ import annotations
 
 import copy
 import os
-from collections import OrderedDict
 from collections.abc import Mapping
 
+import torch
 from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -228,70 +228,32 @@ class HGGTAdaTargetModel(HGGTGANModel):
         self.optimizers.append(self.optimizer_loc)
 
     # ------------------------------------------------------------------ training step
-    def optimize_parameters(self, current_iter: int) -> None:
-        """Generator + LocNet step (AdaTarget + perceptual + GAN, clip 0.1 each, loc then G step; gated by
-        ``net_d_iters`` / ``net_d_init_iters``), then the discriminator step and EMA as the base model.
+    # The base model's optimize_parameters runs the step; AdaTarget changes the target loss and the optimizer steps.
+    def _target_losses(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The AdaTarget loss (LocNet-aligned SR blocks against the target, float32) replaces pixel L1; perceptual and
+        GAN (base model) see the un-warped SR."""
+        return {'l_g_adatarget': self.cri_adatarget(output, self.l1_gt, self.net_loc)}
 
-        Under ``train.amp`` the G / D forwards and the perceptual loss run in autocast (the base model's
-        :meth:`amp_context`); the AdaTarget alignment and loss run in float32 on the float32 copy of the output. With
-        ``amp: fp16`` net_g's GradScaler serves both optimizers: unscale both, clip, step both, update once.
-        """
-        if self.net_d is not None:
-            self.net_d.requires_grad_(False)
+    def _zero_grad_g(self) -> None:
         self.optimizer_g.zero_grad()
         self.optimizer_loc.zero_grad()
-        with self.amp_context():
-            self.output = self.forward_g(self.lq)
-        output = self.output.float()  # the same tensor without amp
-        loss_dict = OrderedDict()
-        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            loss_dict['l_g_adatarget'] = self.cri_adatarget(output, self.l1_gt, self.net_loc)
-            if self.cri_perceptual:  # perceptual and GAN see the un-warped SR
-                with self.amp_context():
-                    percep, style = self.cri_perceptual(self.output, self.percep_gt)
-                pairs = (('l_g_percep', percep), ('l_g_style', style))
-                loss_dict.update((k, v.float()) for k, v in pairs if v is not None)
-            if self.net_d is not None:
-                with self.amp_context():
-                    fake_g_pred = self.forward_d(self.output)
-                loss_dict['l_g_gan'] = self.cri_gan(fake_g_pred.float(), True, is_disc=False)
-            l_g_total = sum(loss_dict.values(), output.new_zeros(()))
-            if self.cri_neg is not None:
-                loss_dict['l_g_neg'] = l_g_neg = self._negative_term(output)
-                l_g_total = l_g_total - l_g_neg
-            self._backward(l_g_total, 'g')
-            scaler = self.grad_scalers.get('g')
-            if scaler is not None:
-                scaler.unscale_(self.optimizer_loc)
-                scaler.unscale_(self.optimizer_g)
-            clip_grad_norm_(self.net_loc.parameters(), GRAD_CLIP)
-            clip_grad_norm_(self.net_g.parameters(), GRAD_CLIP)
-            if scaler is None:
-                self.optimizer_loc.step()
-                self.optimizer_g.step()
-            else:
-                scaler.step(self.optimizer_loc)
-                scaler.step(self.optimizer_g)
-                scaler.update()
 
-        if self.net_d is not None:  # as the base model's discriminator step
-            self.net_d.requires_grad_(True)
-            self.optimizer_d.zero_grad()
-            with self.amp_context():
-                real_d_pred = self.forward_d(self.gan_gt).float()
-            loss_dict['l_d_real'] = l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
-            loss_dict['out_d_real'] = real_d_pred.detach().mean()
-            self._backward(l_d_real, 'd')
-            with self.amp_context():
-                fake_d_pred = self.forward_d(self.output.detach().clone()).float()
-            loss_dict['l_d_fake'] = l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
-            loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-            self._backward(l_d_fake, 'd')
-            self._optimizer_step('d')
-
-        self._log(loss_dict)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+    def _generator_step(self) -> None:
+        """Clip LocNet and G at 0.1, then the LocNet step, then the G step. With ``amp: fp16`` net_g's GradScaler
+        serves both optimizers: unscale both, clip, step both, update once."""
+        scaler = self.grad_scalers.get('g')
+        if scaler is not None:
+            scaler.unscale_(self.optimizer_loc)
+            scaler.unscale_(self.optimizer_g)
+        clip_grad_norm_(self.net_loc.parameters(), GRAD_CLIP)
+        clip_grad_norm_(self.net_g.parameters(), GRAD_CLIP)
+        if scaler is None:
+            self.optimizer_loc.step()
+            self.optimizer_g.step()
+        else:
+            scaler.step(self.optimizer_loc)
+            scaler.step(self.optimizer_g)
+            scaler.update()
 
     # ------------------------------------------------------------------ save
     def save(self, epoch: int, current_iter: int) -> None:

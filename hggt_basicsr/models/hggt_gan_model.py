@@ -493,23 +493,18 @@ class HGGTGANModel(SRGANModel):
 
         Under ``train.amp`` the G and D forwards and the perceptual loss run in autocast; the pixel / LDL / GAN losses,
         the LDL artifact map and the negative term are computed in float32 from the float32 copy of the output.
-        No host sync: the losses are kept as device tensors (:meth:`_log`).
+        No host sync: the losses are kept as device tensors (:meth:`_log`). Subclasses change the target losses
+        (:meth:`_target_losses`) and the optimizer steps (:meth:`_zero_grad_g`, :meth:`_generator_step`).
         """
         if self.net_d is not None:
             self.net_d.requires_grad_(False)
-        self.optimizer_g.zero_grad()
+        self._zero_grad_g()
         with self.amp_context():
             self.output = self.forward_g(self.lq)
         output = self.output.float()  # the same tensor without amp
         loss_dict = OrderedDict()
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
-            if self.cri_pix:
-                loss_dict['l_g_pix'] = self.cri_pix(output, self.l1_gt)
-            if self.cri_ldl:
-                with torch.no_grad(), self.amp_context():
-                    output_ema = self.net_g_ema(self.lq)
-                weight = get_refined_artifact_map(self.gt, output, output_ema.float(), 7)
-                loss_dict['l_g_ldl'] = self.cri_ldl(weight * output, weight * self.gt)
+            loss_dict.update(self._target_losses(output))
             if self.cri_perceptual:
                 with self.amp_context():
                     percep, style = self.cri_perceptual(self.output, self.percep_gt)
@@ -524,26 +519,46 @@ class HGGTGANModel(SRGANModel):
                 loss_dict['l_g_neg'] = l_g_neg = self._negative_term(output)
                 l_g_total = l_g_total - l_g_neg
             self._backward(l_g_total, 'g')
-            self._optimizer_step('g')
-
+            self._generator_step()
         if self.net_d is not None:
-            self.net_d.requires_grad_(True)
-            self.optimizer_d.zero_grad()
-            with self.amp_context():
-                real_d_pred = self.forward_d(self.gan_gt).float()
-            loss_dict['l_d_real'] = l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
-            loss_dict['out_d_real'] = real_d_pred.detach().mean()
-            self._backward(l_d_real, 'd')
-            with self.amp_context():
-                fake_d_pred = self.forward_d(self.output.detach().clone()).float()
-            loss_dict['l_d_fake'] = l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
-            loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
-            self._backward(l_d_fake, 'd')
-            self._optimizer_step('d')
-
+            self._discriminator_step(loss_dict)
         self._log(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _target_losses(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generator losses against this step's target, from the float32 output: pixel L1 and the LDL term."""
+        losses = {}
+        if self.cri_pix:
+            losses['l_g_pix'] = self.cri_pix(output, self.l1_gt)
+        if self.cri_ldl:
+            with torch.no_grad(), self.amp_context():
+                output_ema = self.net_g_ema(self.lq)
+            weight = get_refined_artifact_map(self.gt, output, output_ema.float(), 7)
+            losses['l_g_ldl'] = self.cri_ldl(weight * output, weight * self.gt)
+        return losses
+
+    def _zero_grad_g(self) -> None:
+        self.optimizer_g.zero_grad()
+
+    def _generator_step(self) -> None:
+        self._optimizer_step('g')
+
+    def _discriminator_step(self, loss_dict: dict) -> None:
+        """Real (``gan_gt``) and fake (detached output) discriminator losses, backward, D step."""
+        self.net_d.requires_grad_(True)
+        self.optimizer_d.zero_grad()
+        with self.amp_context():
+            real_d_pred = self.forward_d(self.gan_gt).float()
+        loss_dict['l_d_real'] = l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
+        loss_dict['out_d_real'] = real_d_pred.detach().mean()
+        self._backward(l_d_real, 'd')
+        with self.amp_context():
+            fake_d_pred = self.forward_d(self.output.detach().clone()).float()
+        loss_dict['l_d_fake'] = l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
+        loss_dict['out_d_fake'] = fake_d_pred.detach().mean()
+        self._backward(l_d_fake, 'd')
+        self._optimizer_step('d')
 
     # ------------------------------------------------------------------ step helpers (also used by subclasses)
     def amp_context(self) -> contextlib.AbstractContextManager:
