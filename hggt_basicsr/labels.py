@@ -452,43 +452,57 @@ def label_statistics(group_labels: GroupLabels) -> dict:
     }
 
 
-def annotator_statistics(labels_dir: str | os.PathLike, group_labels: GroupLabels | None = None) -> dict:
+def annotator_records(labels_dir: str | os.PathLike) -> dict[str, dict[str, AnnotationRecord | None]]:
+    """Every annotator folder's files, read once: annotator -> stem (sorted) -> record, None when unreadable."""
+    labels_dir = os.fspath(labels_dir)
+    annotators, files, _ = _scan(labels_dir)
+    out: dict[str, dict[str, AnnotationRecord | None]] = {}
+    for ann in annotators:
+        out[ann] = {}
+        for stem in sorted(files[ann]):
+            try:
+                out[ann][stem] = read_annotation_record(os.path.join(labels_dir, ann, f'{stem}.json'))
+            except DataError:
+                out[ann][stem] = None
+    return out
+
+
+def annotator_statistics(
+    labels_dir: str | os.PathLike,
+    group_labels: GroupLabels | None = None,
+    records: dict[str, dict[str, AnnotationRecord | None]] | None = None,
+) -> dict:
     """Per-annotator statistics of a label tree, JSON-ready: what a campaign lead reads to spot a careless annotator.
 
     ``{annotator: {'groups', 'labels' (Positive/Similar/Negative -> raw count), 'rates' (-> fraction), 'seconds'
     ({'mean', 'median', 'total'} from ``Time_cost.Total``, None without times), 'compared', 'agreement'}}``;
     ``agreement`` is the fraction of the annotator's labels equal to the final (majority) label, over the
     ``compared`` labelled versions of complete groups (``group_labels``, default: the tree aggregated with
-    ``skip_bad_groups``). Unreadable files count in ``'unreadable'`` and are otherwise left out.
+    ``skip_bad_groups``). Unreadable files count in ``'unreadable'`` and are otherwise left out. ``records``
+    (:func:`annotator_records`) saves reading the files again.
     """
-    labels_dir = os.fspath(labels_dir)
-    annotators, files, _ = _scan(labels_dir)
+    if records is None:
+        records = annotator_records(labels_dir)
     if group_labels is None:
         group_labels = load_group_labels(labels_dir, skip_bad_groups=True)
     final = {stem: row for stem, row in zip(group_labels.stems, group_labels.labels)}
     out: dict[str, dict] = {}
-    for ann in annotators:
+    for ann, by_stem in records.items():
         counts = Counter({name: 0 for name in ANNOTATION_LABELS})
-        seconds: list[float] = []
-        agree = compared = unreadable = 0
-        for stem in sorted(files[ann]):
-            try:
-                record = read_annotation_record(os.path.join(labels_dir, ann, f'{stem}.json'))
-            except DataError:
-                unreadable += 1
-                continue
+        readable = [r for r in by_stem.values() if r is not None]
+        seconds = [r.seconds for r in readable if r.seconds is not None]
+        agree = compared = 0
+        for record in readable:
             counts.update(record.labels.values())
-            if record.seconds is not None:
-                seconds.append(record.seconds)
-            row = final.get(stem)
+            row = final.get(record.stem)
             if row is not None and len(row) == len(record.labels) + 1:
                 for j, version in enumerate(sorted(record.labels, key=int), start=1):
                     compared += 1
                     agree += int(LABEL_CODES[record.labels[version]] == row[j])
         n = sum(counts.values())
         out[ann] = {
-            'groups': len(files[ann]) - unreadable,
-            'unreadable': unreadable,
+            'groups': len(readable),
+            'unreadable': len(by_stem) - len(readable),
             'labels': dict(counts),
             'rates': {name: (counts[name] / n if n else 0.0) for name in ANNOTATION_LABELS},
             'seconds': (
@@ -502,19 +516,10 @@ def annotator_statistics(labels_dir: str | os.PathLike, group_labels: GroupLabel
     return out
 
 
-def annotator_seconds(labels_dir: str | os.PathLike) -> dict[str, list[float]]:
-    """Per annotator folder, the ``Time_cost.Total`` seconds of each of its readable files that has one (files in
-    stem order): the distribution behind ``annotator_statistics(..)['seconds']``."""
-    labels_dir = os.fspath(labels_dir)
-    annotators, files, _ = _scan(labels_dir)
-    out: dict[str, list[float]] = {}
-    for ann in annotators:
-        out[ann] = []
-        for stem in sorted(files[ann]):
-            try:
-                seconds = read_annotation_record(os.path.join(labels_dir, ann, f'{stem}.json')).seconds
-            except DataError:
-                continue
-            if seconds is not None:
-                out[ann].append(seconds)
-    return out
+def annotator_seconds(records: dict[str, dict[str, AnnotationRecord | None]]) -> dict[str, list[float]]:
+    """Per annotator, the ``Time_cost.Total`` seconds of each readable file that has one (stem order), from
+    :func:`annotator_records`: the distribution behind ``annotator_statistics(..)['seconds']``."""
+    return {
+        ann: [r.seconds for r in by_stem.values() if r is not None and r.seconds is not None]
+        for ann, by_stem in records.items()
+    }

@@ -21,6 +21,7 @@ import time
 from hggt_basicsr.campaign.labelstudio import DEFAULT_URL_PREFIX, export_labelstudio, import_labelstudio
 from hggt_basicsr.labels import (
     ANNOTATION_LABELS,
+    annotator_records,
     annotator_seconds,
     annotator_statistics,
     label_statistics,
@@ -133,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from hggt_basicsr.campaign.plots import flag_annotators, plot_statistics  # matplotlib: only when plotting
 
-    per_annotator = annotator_statistics(args.labels_dir, gl)
+    records = annotator_records(args.labels_dir)
+    per_annotator = annotator_statistics(args.labels_dir, gl, records)
     names = PUBLISHED_ENHANCERS if len(stats['versions']) == 4 else {}
-    paths = plot_statistics(stats, per_annotator, annotator_seconds(args.labels_dir), args.plot, version_names=names)
+    paths = plot_statistics(stats, per_annotator, annotator_seconds(records), args.plot, version_names=names)
     flags = flag_annotators(per_annotator)
     if args.json:
         doc = dict(stats, per_annotator=per_annotator, flagged=flags, plots=[str(p) for p in paths])
