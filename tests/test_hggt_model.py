@@ -426,6 +426,7 @@ def test_realesrgan_pos_alias_uses_two_stage_degradation(tmp_path):
         (lambda o: o['train'].update(pixel_optt={}), r'train: unknown option\(s\) pixel_optt'),
         (lambda o: o['train'].pop('optim_d'), r'train\.optim_d: required when network_d is given'),
         (lambda o: o.update(gt_size=18), r'gt_size: expected a positive multiple of scale 4'),
+        (lambda o: o.update(gt_size=20), r'gt_size: UNetDiscriminatorSN needs crops that are a multiple of 8, got 20'),
         (lambda o: o.update(degradation='three_stage'), r'degradation: expected one of'),
         (lambda o: o['train'].update(ema_decay=0, ldl_opt={'type': 'L1Loss'}), r'train\.ldl_opt: .*ema_decay'),
         (lambda o: o['train'].update(net_d_iters=0), r'train\.net_d_iters: expected an integer >= 1'),

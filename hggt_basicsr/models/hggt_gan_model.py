@@ -32,12 +32,13 @@ from collections import OrderedDict
 import torch
 import torch.distributed as dist
 from basicsr.archs import build_network
+from basicsr.archs.discriminator_arch import UNetDiscriminatorSN
 from basicsr.losses import build_loss
 from basicsr.losses.loss_util import get_refined_artifact_map
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.img_process_util import USMSharp
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 from hggt_basicsr.degradations import DEGRADATIONS, build_degrader, paired_random_crop_stack
 from hggt_basicsr.errors import ConfigError, DataError
@@ -251,6 +252,15 @@ class HGGTGANModel(SRGANModel):
         gt_size = top['gt_size'] or opt['datasets']['train'].get('gt_size')
         if isinstance(gt_size, bool) or not isinstance(gt_size, int) or gt_size <= 0 or gt_size % self.scale:
             raise ConfigError(f'gt_size: expected a positive multiple of scale {self.scale}, got {gt_size!r}')
+        d_type, d_cls = (opt.get('network_d') or {}).get('type'), None
+        if isinstance(d_type, str):
+            try:  # basicsr's registry lookup, with its '_basicsr' suffix fallback
+                d_cls = ARCH_REGISTRY.get(d_type)
+            except KeyError:
+                pass  # an unknown type: basicsr reports it when building the net
+        if isinstance(d_cls, type) and issubclass(d_cls, UNetDiscriminatorSN) and gt_size % 8:
+            # three stride-2 downsamplings, then upsampling with skip connections: other sizes fail deep in basicsr
+            raise ConfigError(f'gt_size: {d_type} needs crops that are a multiple of 8, got {gt_size}')
         self.gt_size = gt_size
         self.amp_dtype = AMP_DTYPES[train['amp']]
         self.memory_format = torch.channels_last if train['channels_last'] else torch.contiguous_format
