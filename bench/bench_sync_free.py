@@ -25,48 +25,29 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 import hggt_basicsr  # noqa: F401  (must precede basicsr)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, also when a test loads this file
+from bench_train_step import base_opt  # noqa: E402
+
 
 def model_opt(args: argparse.Namespace, tmp: str) -> dict:
-    """A tiny positive+negative HGGT GAN configuration (RRDB-PS generator, UNet discriminator)."""
-    return {
-        'name': 'bench_sync_free',
-        'model_type': 'HGGTGANModel',
-        'gt_mode': 'positive_negative',
-        'scale': 4,
-        'num_gpu': 1 if args.device == 'cuda' else 0,
-        'dist': False,
-        'rank': 0,
-        'world_size': 1,
-        'is_train': True,
-        'gt_size': args.gt,
-        'queue_size': 0,
-        'network_g': {
-            'type': 'RRDBPSNet',
-            'num_feat': args.feat,
-            'num_block': args.blocks,
-            'num_grow_ch': args.feat // 2,
-            'scale': 4,
-        },  # fmt: skip
-        'network_d': {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': args.feat, 'skip_connection': True},
-        'path': {'models': tmp, 'training_states': tmp},
-        'datasets': {'train': {'batch_size_per_gpu': args.batch, 'phase': 'train'}},
-        'train': {
-            'ema_decay': 0.999,
-            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-            'optim_d': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
-            'gan_opt': {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.1},
-            'neg_opt': {'type': 'HGGTNegativeLoss', 'loss_weight': 300},
-        },
-    }
+    """A tiny positive+negative HGGT GAN configuration: bench_train_step's nets and losses plus the negative term."""
+    opt = base_opt(args, tmp)
+    opt.update(
+        name='bench_sync_free', model_type='HGGTGANModel', gt_mode='positive_negative',
+        num_gpu=1 if args.device == 'cuda' else 0, gt_size=args.gt, queue_size=0,
+    )  # fmt: skip
+    opt['network_g']['scale'] = 4
+    opt['train']['neg_opt'] = {'type': 'HGGTNegativeLoss', 'loss_weight': 300}
+    return opt
 
 
 def make_batch(args: argparse.Namespace) -> dict:
