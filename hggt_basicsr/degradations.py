@@ -157,14 +157,12 @@ def add_gaussian_noise(
     field is not drawn). Draw order as basicsr: gray field (H, W), then color noise (B, C, H, W).
     """
     b = img.shape[0]
-    sigma = sigma.to(img).view(b, 1, 1, 1)
-    mono = None
-    if gray is not None:
-        mono = torch.randn(img.shape[-2:], generator=generator, device=img.device, dtype=img.dtype)
-    noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+    draw = {'generator': generator, 'device': img.device, 'dtype': img.dtype}
+    mono = None if gray is None else torch.randn(img.shape[-2:], **draw)  # drawn first, as basicsr
+    noise = torch.randn(img.shape, **draw)
     if mono is not None:
         noise = torch.where(gray.view(b, 1, 1, 1), mono.expand_as(noise), noise)
-    return (img + noise * sigma / 255.0).clamp_(0, 1)
+    return (img + noise * sigma.to(img).view(b, 1, 1, 1) / 255.0).clamp_(0, 1)
 
 
 def _shot_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -207,13 +205,12 @@ def random_noise(
     """Gaussian (if ``u_gaussian < gaussian_noise_prob``, one draw per batch) else Poisson noise; per-sample params
     drawn in basicsr's order (sigma or scale, then the gray decisions)."""
     b = img.shape[0]
-    if u_gaussian < gaussian_noise_prob:
-        sigma = _uniform((b,), noise_range[0], noise_range[1], img, generator)
-        gray = torch.rand(b, generator=generator, device=img.device) < gray_noise_prob
-        return add_gaussian_noise(img, sigma, gray if gray_noise_prob > 0 else None, generator=generator)
-    scale = _uniform((b,), poisson_scale_range[0], poisson_scale_range[1], img, generator)
+    gaussian = u_gaussian < gaussian_noise_prob
+    amount = _uniform((b,), *(noise_range if gaussian else poisson_scale_range), img, generator)  # sigma or scale
     gray = torch.rand(b, generator=generator, device=img.device) < gray_noise_prob
-    return add_poisson_noise(img, scale, gray, generator=generator)
+    if gaussian:
+        return add_gaussian_noise(img, amount, gray if gray_noise_prob > 0 else None, generator=generator)
+    return add_poisson_noise(img, amount, gray, generator=generator)
 
 
 def apply_jpeg(img: torch.Tensor, quality: torch.Tensor, jpeger: DiffJPEG) -> torch.Tensor:
@@ -264,6 +261,15 @@ def paired_random_crop_stack(
 
 
 # ---------------------------------------------------------------------------------------------------- the pipeline
+def _check_batch(gt: torch.Tensor, out_scale: int) -> int:
+    """ValueError unless ``gt`` is (B, C, H, W) and ``out_scale`` >= 1; returns ``out_scale`` as an int."""
+    if gt.dim() != 4:
+        raise ValueError(f'gt must be (B, C, H, W), got shape {tuple(gt.shape)}')
+    if int(out_scale) < 1:
+        raise ValueError(f'out_scale must be >= 1, got {int(out_scale)}')
+    return int(out_scale)
+
+
 class Degrader(torch.nn.Module):
     """HGGT's one-stage or Real-ESRGAN's two-stage degradation as a module (no trainable parameters).
 
@@ -303,11 +309,7 @@ class Degrader(torch.nn.Module):
         """Degrade a GT batch (B, 3, H, W) in [0, 1] to its LQ (B, 3, H // out_scale, W // out_scale), float32 on
         the 8-bit grid, with the (B, k, k) kernels (``kernel2`` / ``sinc_kernel``: two-stage, None skips the
         filter). ``generator``: an optional generator on ``gt``'s device; torch's global RNG otherwise."""
-        if gt.dim() != 4:
-            raise ValueError(f'gt must be (B, C, H, W), got shape {tuple(gt.shape)}')
-        out_scale = int(out_scale)
-        if out_scale < 1:
-            raise ValueError(f'out_scale must be >= 1, got {out_scale}')
+        out_scale = _check_batch(gt, out_scale)
         gt = gt.float()
         size = (gt.shape[-2] // out_scale, gt.shape[-1] // out_scale)
         if self.two_stage:
@@ -504,11 +506,7 @@ class BSRGANDegrader(torch.nn.Module):
         arguments are ignored. ``return_params``: also return the per-sample draws (``blur_cov`` (B, 2, 2) of each
         blur step, ``noise_level``, ``noise_kind``, ``jpeg_quality``, ``final_quality``, ``order``, ``sf``)."""
         del kernel1, kernel2, sinc_kernel
-        if gt.dim() != 4:
-            raise ValueError(f'gt must be (B, C, H, W), got shape {tuple(gt.shape)}')
-        sf = int(out_scale)
-        if sf < 1:
-            raise ValueError(f'out_scale must be >= 1, got {sf}')
+        sf = _check_batch(gt, out_scale)
         o, out = self.options, gt.float()
         b, dev = out.shape[0], out.device
         size = (out.shape[-2] // sf, out.shape[-1] // sf)
@@ -517,9 +515,9 @@ class BSRGANDegrader(torch.nn.Module):
         if sf == 4 and u[0] < o['scale2_prob']:
             half = (out.shape[-2] // 2, out.shape[-1] // 2)
             if u[1] < 0.5:
-                out = F.interpolate(out, size=half, mode=_mode(u[2]))
+                out = _resize_to(out, half, _mode(u[2]))
             else:
-                out = F.interpolate(out, size=half, mode='bicubic', antialias=True)
+                out = F.interpolate(out, size=half, mode='bicubic', antialias=True)  # MATLAB's imresize
             out, sf = out.clamp_(0, 1), 2
         order = sorted(range(len(BSRGAN_STEPS)), key=lambda i: u[3 + i])
         down2, down3 = order.index(2), order.index(3)

@@ -43,7 +43,6 @@ __all__ = [
     'KERNEL_KEYS',
     'KERNEL_TYPES',
     'KernelOptions',
-    'has_second_stage',
     'kernel_pad_size',
     'parse_kernel_options',
     'sample_final_sinc',
@@ -76,14 +75,17 @@ UPSTREAM_SECOND_ALIASES = {
     'blur_kernel_size_min2': 'blur_kernel_size2_min',
     'blur_kernel_size_max2': 'blur_kernel_size2_max',
 }
-FIRST_KEYS = frozenset(FIRST_SCHEMA)
-SECOND_KEYS = (
-    frozenset(SECOND_SCHEMA) | frozenset(FINAL_SCHEMA) | frozenset(UPSTREAM_SECOND_ALIASES) | {'blur_kernel_size2'}
-)
 #: Real-ESRGAN's single size option per stage: odd sizes 7..S, padded to S
 REALESRGAN_SIZE_KEYS = {'': 'blur_kernel_size', '2': 'blur_kernel_size2'}
 REALESRGAN_MIN_SIZE = 7
-KERNEL_KEYS = FIRST_KEYS | SECOND_KEYS | {'kernel_pad_to', *REALESRGAN_SIZE_KEYS.values()}
+FIRST_KEYS = frozenset(FIRST_SCHEMA) | {REALESRGAN_SIZE_KEYS['']}
+SECOND_KEYS = (
+    frozenset(SECOND_SCHEMA)
+    | frozenset(FINAL_SCHEMA)
+    | frozenset(UPSTREAM_SECOND_ALIASES)
+    | {REALESRGAN_SIZE_KEYS['2']}
+)
+KERNEL_KEYS = FIRST_KEYS | SECOND_KEYS | {'kernel_pad_to'}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class KernelOptions:
     second: StageOptions
     final_sinc_prob: float
     pad_to: int
+    two_stage: bool
 
 
 def _stage(opt: Mapping, schema: dict[str, Opt], s: str, where: str) -> StageOptions:
@@ -155,24 +158,22 @@ def parse_kernel_options(
     opt: Mapping | KernelOptions, *, where: str = 'datasets.train', two_stage: bool | None = None
 ) -> KernelOptions:
     """Check the kernel options of a dataset option dict (other keys are ignored; missing keys take the upstream
-    config values). ``two_stage``: whether the second-stage sizes count for the pad size (default: whether any
-    second-stage key is given). ConfigError names ``<where>.<key>``."""
+    config values). ``two_stage``: whether the dataset draws the second-stage kernels, so their sizes count for the
+    pad size (None: whether any second-stage key is given; the result's ``two_stage``). ConfigError names
+    ``<where>.<key>``."""
     if isinstance(opt, KernelOptions):
         return opt
     first = _stage(opt, FIRST_SCHEMA, '', where)
     second = _stage(opt, SECOND_SCHEMA, '2', where)
     final_sinc_prob = check_section(opt, FINAL_SCHEMA, where, ignore=None)['final_sinc_prob']
     if two_stage is None:
-        two_stage = has_second_stage(opt)
+        two_stage = any(opt.get(k) is not None for k in SECOND_KEYS)
     needed = max(first.sizes[-1], second.sizes[-1] if two_stage else 0)
     pad_to = opt.get('kernel_pad_to')  # the largest kernel must fit
     pad_to = needed if pad_to is None else Opt('int', lo=needed, odd=True).check(pad_to, f'{where}.kernel_pad_to')
-    return KernelOptions(first=first, second=second, final_sinc_prob=float(final_sinc_prob), pad_to=pad_to)
-
-
-def has_second_stage(opt: Mapping) -> bool:
-    """Whether ``opt`` sets any second-stage kernel option (the datasets' ``two_stage`` default)."""
-    return any(opt.get(k) is not None for k in SECOND_KEYS)
+    return KernelOptions(
+        first=first, second=second, final_sinc_prob=float(final_sinc_prob), pad_to=pad_to, two_stage=bool(two_stage)
+    )
 
 
 def kernel_pad_size(opt: Mapping | KernelOptions) -> int:

@@ -38,7 +38,7 @@ from torch.utils import data
 
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw
 from hggt_basicsr.errors import ConfigError, DataError
-from hggt_basicsr.kernels import KERNEL_KEYS, has_second_stage, parse_kernel_options, sample_kernels
+from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
 from hggt_basicsr.options import Opt, check_section
 
 __all__ = ['HGGTFolderDataset']
@@ -62,9 +62,9 @@ class HGGTFolderDataset(data.Dataset):
         if o['crop_size'] and o['crop_pad_size']:
             raise ConfigError(f'{where}: crop_size and crop_pad_size exclude each other, got both')
         self.use_hflip, self.use_rot = o['use_hflip'], o['use_rot']
-        self.two_stage = has_second_stage(opt) if o['two_stage'] is None else o['two_stage']
         self.crop_size, self.pad = o['crop_pad_size'] or o['crop_size'], bool(o['crop_pad_size'])
-        self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=self.two_stage)
+        self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=o['two_stage'])
+        self.two_stage = self.kernel_opt.two_stage  # default: whether any second-stage kernel key is given
         self.source = ImageSource(o['io_backend'], o['dataroot_gt'], where, 'dataroot_gt')
         meta = o['meta_info']
         if meta is None or self.source.kind == 'lmdb':  # an lmdb lists its keys in its own meta_info.txt

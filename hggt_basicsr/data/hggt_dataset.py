@@ -36,7 +36,7 @@ from torch.utils import data
 from hggt_basicsr.data.data_util import BASICSR_LOADER_KEYS, ImageSource, to_float_chw, to_uint8_chw
 from hggt_basicsr.data.layout import version_key
 from hggt_basicsr.errors import DataError
-from hggt_basicsr.kernels import KERNEL_KEYS, has_second_stage, parse_kernel_options, sample_kernels
+from hggt_basicsr.kernels import KERNEL_KEYS, parse_kernel_options, sample_kernels
 from hggt_basicsr.labels import FILTERS, load_group_labels
 from hggt_basicsr.options import Opt, check_section
 
@@ -63,10 +63,10 @@ class HGGTDataset(data.Dataset):
         where = f'datasets.{opt.get("phase", "train")}'
         o = check_section(opt, SCHEMA, where, ignore=BASICSR_LOADER_KEYS | KERNEL_KEYS)
         self.group_filter, self.original_only = o['group_filter'], o['original_only']
-        self.two_stage = has_second_stage(opt) if o['two_stage'] is None else o['two_stage']
         self.use_hflip, self.use_rot, self.skip_bad_groups = o['use_hflip'], o['use_rot'], o['skip_bad_groups']
         self._to_chw = to_float_chw if o['img_dtype'] == 'float32' else to_uint8_chw
-        self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=self.two_stage)
+        self.kernel_opt = parse_kernel_options(opt, where=where, two_stage=o['two_stage'])
+        self.two_stage = self.kernel_opt.two_stage  # default: whether any second-stage kernel key is given
         self.source = ImageSource(o['io_backend'], o['dataroot_all_gt'], where, 'dataroot_all_gt')
         json_root = o['dataroot_all_json']
 

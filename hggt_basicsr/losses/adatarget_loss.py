@@ -36,7 +36,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from hggt_basicsr.archs.adatarget_arch import check_block_sizes
+from hggt_basicsr.archs.adatarget_arch import check_block_sizes, locnet_features
 from hggt_basicsr.errors import ConfigError
 from hggt_basicsr.options import Opt, check_section
 
@@ -117,11 +117,11 @@ class AdaTargetLoss(nn.Module):
 
     def forward(self, sr: torch.Tensor, target: torch.Tensor, locnet: nn.Module) -> torch.Tensor:
         """The weighted squared error between the aligned SR and ``target`` (a 0-dim tensor)."""
-        expected = getattr(locnet, 'in_features', None)
-        if expected is not None and expected != sr.shape[1] * (self.k_size**2 + self.s_size**2):
+        expected, given = getattr(locnet, 'in_features', None), locnet_features(self.k_size, self.s_size, sr.shape[1])
+        if expected is not None and expected != given:
             raise ConfigError(
                 f'network_loc: LocNet takes {expected} features, but k_size {self.k_size} and s_size {self.s_size} '
-                f'with {sr.shape[1]} channels give {sr.shape[1] * (self.k_size**2 + self.s_size**2)}'
+                f'with {sr.shape[1]} channels give {given}'
             )
         diff = (align_blocks(sr, target, locnet, self.k_size, self.s_size) - target).square()
         return self.loss_weight * (diff.mean() if self.reduction == 'mean' else diff.sum())

@@ -91,6 +91,14 @@ PATH_LOC_OPTIONS = {
 GRAD_CLIP = 0.1
 
 
+def _with_block_sizes(section: dict, top: dict, where: str) -> dict:
+    """``section`` with the top-level ``k_size`` / ``s_size`` filled in; ConfigError where it gives another value."""
+    for key in ('k_size', 's_size'):
+        if section.setdefault(key, top[key]) != top[key]:
+            raise ConfigError(f'{where}.{key}: {section[key]!r} differs from the top-level {key} {top[key]}')
+    return section
+
+
 @MODEL_REGISTRY.register()
 class HGGTAdaTargetModel(HGGTGANModel):
     """AdaTarget(-GAN) on original or positive GTs: ``net_loc`` aligns SR blocks to the target before the MSE."""
@@ -137,12 +145,7 @@ class HGGTAdaTargetModel(HGGTGANModel):
         ada = dict(ada)
         if ada.setdefault('type', 'AdaTargetLoss') != 'AdaTargetLoss':
             raise ConfigError(f"train.adatarget_opt.type: expected 'AdaTargetLoss', got {ada['type']!r}")
-        for key in ('k_size', 's_size'):
-            if ada.setdefault(key, top[key]) != top[key]:
-                raise ConfigError(
-                    f'train.adatarget_opt.{key}: {ada[key]!r} differs from the top-level {key} {top[key]}'
-                )
-        train['pixel_opt'] = ada
+        train['pixel_opt'] = _with_block_sizes(ada, top, 'train.adatarget_opt')
         optim_loc = train.pop('optim_loc', None)
         if not isinstance(optim_loc, Mapping) or 'type' not in optim_loc:
             raise ConfigError(f'train.optim_loc: required by {where}, a mapping with type (e.g. type: Adam, lr: 1e-4)')
@@ -153,10 +156,7 @@ class HGGTAdaTargetModel(HGGTGANModel):
         net = dict(net)
         if net.get('type') != 'LocNet':
             raise ConfigError(f"network_loc.type: expected 'LocNet', got {net.get('type')!r}")
-        for key in ('k_size', 's_size'):
-            if net.setdefault(key, top[key]) != top[key]:
-                raise ConfigError(f'network_loc.{key}: {net[key]!r} differs from the top-level {key} {top[key]}')
-        self.network_loc_opt = net
+        self.network_loc_opt = _with_block_sizes(net, top, 'network_loc')
 
     def _loc_weights(self, opt: dict, top: dict) -> dict | None:
         """Where LocNet's weights come from: ``{path, param_key, strict, mode}`` or None (fresh LocNet)."""
