@@ -486,11 +486,12 @@ def annotator_statistics(
     if group_labels is None:
         group_labels = load_group_labels(labels_dir, skip_bad_groups=True)
     final = {stem: row for stem, row in zip(group_labels.stems, group_labels.labels)}
+    times = annotator_seconds(records)
     out: dict[str, dict] = {}
     for ann, by_stem in records.items():
         counts = Counter({name: 0 for name in ANNOTATION_LABELS})
         readable = [r for r in by_stem.values() if r is not None]
-        seconds = [r.seconds for r in readable if r.seconds is not None]
+        seconds = times[ann]
         agree = compared = 0
         for record in readable:
             counts.update(record.labels.values())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import hggt_basicsr  # noqa: F401
+from hggt_basicsr.campaign import files
 from hggt_basicsr.campaign.assign import (
     annotator_names,
     assign_groups,
@@ -18,7 +19,7 @@ from hggt_basicsr.campaign.assign import (
     make_assignment,
     read_assignment_csv,
 )
-from hggt_basicsr.campaign.package import read_package
+from hggt_basicsr.campaign.package import Package, read_package, write_package
 from hggt_basicsr.cli.hggt import main as hggt_main
 from hggt_basicsr.errors import CLIError, DataError
 
@@ -187,3 +188,18 @@ def test_a_foreign_file_in_packages_is_named(tmp_path, capsys):
     (out / 'packages' / 'notes.json').write_text('{"hello": 1}')
     assert hggt_main(['assign', str(out), '--annotators', '2', '--per-group', '1']) == 2
     assert 'notes.json: not an annotation package' in capsys.readouterr().err
+
+
+def test_manifest_write_is_atomic(tmp_path, monkeypatch):
+    """A crash while a manifest is written (campaign.files.write_text) leaves the old one whole and no temporary."""
+    path = tmp_path / 'packages' / 'ann01.json'
+    write_package(Package('ann01', ['a', 'b'], [[0, 2]]), path)
+
+    def broken_replace(src, dst):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(files.os, 'replace', broken_replace)
+    with pytest.raises(OSError, match='disk full'):
+        write_package(Package('ann01', ['c'], [[0, 1]]), path)
+    assert read_package(path).groups == ['a', 'b']
+    assert sorted(p.name for p in path.parent.iterdir()) == ['ann01.json']

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.campaign.package import (
     PACKAGES_DIR,
     Package,
@@ -243,9 +244,7 @@ def write_assignment(root: str | os.PathLike, assignment: Assignment, *, force: 
     removed = sorted(set(existing) - set(assignment.packages))
     for ann in removed:
         (packages_dir / f'{ann}.json').unlink()
-    tmp = csv_path.with_name(f'.{csv_path.name}.part')
-    tmp.write_text(text)
-    os.replace(tmp, csv_path)  # written last: a complete assignment.csv means every manifest is in place
+    write_text(csv_path, text)  # written last: a complete assignment.csv means every manifest is in place
     return WriteResult('replaced' if differs else 'written', packages_dir, removed)
 
 

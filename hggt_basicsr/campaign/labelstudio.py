@@ -48,6 +48,7 @@ from urllib.parse import quote
 import numpy as np
 
 from hggt_basicsr.campaign.assign import CampaignGroups, campaign_groups
+from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.campaign.package import Package, check_annotator, package_path, read_package
 from hggt_basicsr.errors import CLIError, DataError
 from hggt_basicsr.labels import ANNOTATION_LABELS, read_annotation, version_name, write_annotation
@@ -142,13 +143,6 @@ class ExportResult:
     tasks: int
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.part')
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def export_labelstudio(
     root: str | os.PathLike,
     output: str | os.PathLike | None = None,
@@ -188,8 +182,8 @@ def export_labelstudio(
             )
     tasks = make_tasks(groups, root, stems, seed=seed, url_prefix=url_prefix, annotator=annotator)
     tasks_path, config_path = output / f'{name}.json', output / CONFIG_NAME
-    _write_text(tasks_path, json.dumps(tasks, indent=1))
-    _write_text(config_path, labeling_config(len(groups.versions)))
+    write_text(tasks_path, json.dumps(tasks, indent=1))
+    write_text(config_path, labeling_config(len(groups.versions)))
     return ExportResult(tasks_path, config_path, len(tasks))
 
 
@@ -316,8 +310,9 @@ def import_labelstudio(
         for annotation in annotations:
             if not isinstance(annotation, dict):
                 raise DataError(f'{where}: an annotation is a {type(annotation).__name__}, expected an object')
-            what = f'task {task_id} ({stem}), annotation {annotation.get("id", "?")}'
-            raw = _annotator_of(annotator_field, task, annotation, f'{where}, annotation {annotation.get("id", "?")}')
+            ann_id = annotation.get('id', '?')
+            what = f'task {task_id} ({stem}), annotation {ann_id}'
+            raw = _annotator_of(annotator_field, task, annotation, f'{where}, annotation {ann_id}')
             try:
                 name = sanitise_annotator(raw)
             except ValueError as exc:

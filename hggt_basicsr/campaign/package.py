@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.errors import DataError
 
 PACKAGE_FORMAT = 'hggt-annotation-package'
@@ -59,12 +60,8 @@ def package_path(root: str | os.PathLike, annotator: str) -> Path:
 
 def write_package(package: Package, path: str | os.PathLike) -> None:
     """Write one manifest atomically (temporary file + rename)."""
-    path = Path(path)
     doc = {'format': PACKAGE_FORMAT, 'version': PACKAGE_VERSION, **asdict(package)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.part')
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=1))
 
 
 def read_package(path: str | os.PathLike) -> Package:

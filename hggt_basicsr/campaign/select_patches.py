@@ -86,6 +86,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hggt_basicsr import io
+from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.data.layout import find_images_dir, version_key
 from hggt_basicsr.enhance import list_images
 from hggt_basicsr.errors import ConfigError, DataError
@@ -464,18 +465,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
 
 
 def _write_json(path: Path, doc: Any) -> None:
-    _write_text(path, json.dumps(doc, indent=1, sort_keys=True))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.part')
-    with open(tmp, 'w', encoding='utf-8', newline='') as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text(path, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
@@ -687,5 +677,5 @@ def select_patches(
                 summary.kept += 1
             else:
                 summary.dropped[p['reason']] += 1
-    _write_text(out / CSV_FILE, _csv_text(ordered, settings.mode, versions))
+    write_text(out / CSV_FILE, _csv_text(ordered, settings.mode, versions))
     return summary
