@@ -105,8 +105,7 @@ def create_app(store: Store, *, token: str | None = None) -> FastAPI:
 
     @api.get('/images/{stem}/{version}')
     async def image(stem: str, version: str, request: Request) -> Response:
-        path = store.image_path(stem, version)
-        st = path.stat()
+        path, st = store.image_file(stem, version)
         etag = '"' + hashlib.sha1(f'{st.st_mtime_ns}-{st.st_size}'.encode()).hexdigest()[:20] + '"'
         headers = {'Cache-Control': IMAGE_CACHE, 'ETag': etag}
         if etag in [t.strip().removeprefix('W/') for t in request.headers.get('if-none-match', '').split(',')]:

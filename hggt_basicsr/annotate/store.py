@@ -28,7 +28,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -36,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 from basicsr.utils import get_root_logger
 from tqdm import tqdm
 
@@ -135,7 +136,7 @@ class AnnotatorState:
     served: dict[str, float] = field(default_factory=dict)  # stem -> when this server first showed it (epoch s)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cursor: int = 0
-    unservable: int = 0  # groups without images (broken, or not under images/)
+    unservable: int = 0  # groups without images (broken, or not under images/) or with an unreadable label file
 
     def __post_init__(self) -> None:
         self._index = {stem: i for i, stem in enumerate(self.groups)}
@@ -203,6 +204,7 @@ class Store:
         self._package_errors: dict[str, str] = {}
         self._generation = 0
         self._admin_cache: tuple[int, tuple] | None = None
+        self._statistics_lock = threading.Lock()  # held while the admin statistics are computed (file reads)
         self._index_groups()
         self._load_packages(package)
         self._load_labels(progress)
@@ -291,6 +293,8 @@ class Store:
                     raise DataError(f'{path}: versions {sorted(record.labels)} but the images have {self.versions}')
             except DataError as exc:
                 state.bad[stem] = str(exc)
+                if state.position(stem) >= 0 and stem in self.paths and stem not in self.broken:
+                    state.unservable += 1  # not counted yet: an unreadable label file is only found here
                 self.problems.append(f'skipped (not overwritten): {exc}')
                 log.warning(f'hggt annotate: unreadable label file skipped, never overwritten: {exc}')
                 continue
@@ -356,21 +360,25 @@ class Store:
 
     def progress(self, state: AnnotatorState) -> dict:
         """``done`` / ``total`` of the annotator's groups, ``skipped`` (broken or unreadable), mean seconds."""
-        bad = sum(1 for s in state.bad if state.position(s) >= 0 and s in self.paths and s not in self.broken)
         return {
             'done': state.done,
             'total': len(state.groups),
-            'skipped': state.unservable + bad,
+            'skipped': state.unservable,
             'mean_seconds': state.mean_seconds,
         }
 
     # ------------------------------------------------------------------------------------------------ views
-    def image_path(self, stem: str, version: str) -> Path:
-        """Path of one indexed image; 404 for anything not in the index or not on disk."""
+    def image_file(self, stem: str, version: str) -> tuple[Path, os.stat_result]:
+        """Path and ``stat`` (one call: the app's ETag and response use it) of one indexed image; 404 for anything not
+        in the index or not a file on disk."""
         path = self.paths.get(stem, {}).get(version)
-        if path is None or not os.path.isfile(path):
+        try:
+            st = os.stat(path) if path is not None else None
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise NotFound(f'no image {version!r} of group {stem!r}')
-        return Path(path)
+        return Path(path), st
 
     def image_urls(self, stem: str) -> dict[str, str]:
         return {v: f'/api/images/{stem}/{v}' for v in ['original', *self.versions]}
@@ -501,11 +509,13 @@ class Store:
         return {v: labels[v] for v in self.versions}
 
     # ------------------------------------------------------------------------------------------------ admin
-    def _records_by_stem(self) -> dict[str, dict[str, AnnotationRecord]]:
+    def _states(self) -> list[AnnotatorState]:
         with self._lock:
-            states = list(self._annotators.values())
+            return list(self._annotators.values())
+
+    def _records_by_stem(self) -> dict[str, dict[str, AnnotationRecord]]:
         out: dict[str, dict[str, AnnotationRecord]] = {}
-        for state in states:
+        for state in self._states():
             for stem, record in list(state.records.items()):
                 out.setdefault(stem, {})[state.name] = record
         return out
@@ -517,27 +527,41 @@ class Store:
         with self._lock:
             return max(1, sum(1 for s in self._annotators.values() if s.records))
 
-    def _statistics(self, expected: int) -> tuple[dict | None, dict, list[str], float]:
-        """Label statistics of the complete groups and per-annotator statistics, from the label files (the dataset's
-        reader): recomputed when labels changed, at most every :data:`STATISTICS_SECONDS` (a full read of 60k files
-        takes seconds)."""
+    def _cached_statistics(self) -> tuple | None:
         with self._lock:
             cache, generation = self._admin_cache, self._generation
-            if cache is not None and (cache[0] == generation or _now() - cache[1][3] < STATISTICS_SECONDS):
-                return cache[1]
-        stats, per_annotator, problems = None, {}, []
-        try:
-            gl = load_group_labels(self.layout.labels_dir, skip_bad_groups=True)
-            complete = gl.subset(gl.votes[:, 0] >= expected)
-            per_annotator = annotator_statistics(self.layout.labels_dir, complete)
-            stats = label_statistics(complete) if len(complete) else None
-        except DataError as exc:
-            if self.layout.labels_dir.exists():
-                problems.append(f'statistics unavailable: {exc}')
-        result = (stats, per_annotator, problems, _now())
-        with self._lock:
-            self._admin_cache = (generation, result)
-        return result
+        if cache is not None and (cache[0] == generation or _now() - cache[1][3] < STATISTICS_SECONDS):
+            return cache[1]
+        return None
+
+    def _statistics(self, expected: int) -> tuple[dict | None, dict, list[str], float]:
+        """Label statistics of the complete groups (the label files through the dataset's reader) and per-annotator
+        statistics (of the records held here, read by the same reader): recomputed when labels changed, at most every
+        :data:`STATISTICS_SECONDS` (a full read of 60k files takes seconds), by one request at a time."""
+        cached = self._cached_statistics()
+        if cached is not None:
+            return cached
+        with self._statistics_lock:  # concurrent admin views wait for one computation instead of each doing it
+            cached = self._cached_statistics()
+            if cached is not None:
+                return cached
+            with self._lock:
+                generation = self._generation
+            # unreadable files as None, as labels.annotator_records gives them
+            records = {s.name: {**dict.fromkeys(s.bad), **s.records} for s in self._states() if s.records or s.bad}
+            stats, per_annotator, problems = None, {}, []
+            try:
+                gl = load_group_labels(self.layout.labels_dir, skip_bad_groups=True)
+                complete = gl.subset(gl.votes[:, 0] >= expected)
+                per_annotator = annotator_statistics(self.layout.labels_dir, complete, records)
+                stats = label_statistics(complete) if len(complete) else None
+            except DataError as exc:
+                if self.layout.labels_dir.exists():
+                    problems.append(f'statistics unavailable: {exc}')
+            result = (stats, per_annotator, problems, _now())
+            with self._lock:
+                self._admin_cache = (generation, result)
+            return result
 
     def admin_summary(self) -> dict:
         """Per-annotator progress (live) and statistics, label statistics of the complete groups (see
@@ -585,8 +609,8 @@ class Store:
             n = len(by_stem.get(stem, ()))
             return 'complete' if n >= expected else 'labelled' if n else 'pending'
 
-        rows = [s for s in self.stems if where == 'all' or status(s) == where or (where == 'labelled' and
-                status(s) == 'complete')]  # fmt: skip
+        wanted = {'labelled': ('labelled', 'complete')}.get(where, (where,))  # 'labelled': one vote or more
+        rows = self.stems if where == 'all' else [s for s in self.stems if status(s) in wanted]
         page = []
         for stem in rows[offset : offset + limit]:
             votes = by_stem.get(stem, {})
@@ -598,7 +622,7 @@ class Store:
         """One group for the dataset browser: images, every annotator's labels, the final labels and vote counts."""
         if stem not in self.paths:
             raise NotFound(f'no group {stem!r} under {self.layout.images_dir}')
-        votes = self._records_by_stem().get(stem, {})
+        votes = {s.name: r for s in self._states() if (r := s.records.get(stem)) is not None}  # not every group's
         final, counts = aggregate([r.labels for r in votes.values()]) if votes else (None, None)
         return {
             'stem': stem,
@@ -616,6 +640,6 @@ class Store:
 
 def _client_seconds(value: object) -> float:
     """The page's own measurement of the time spent on a group, clamped to [0, 24 h]; 0 when absent or bad."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return 0.0
     return float(min(max(value, 0), MAX_CLIENT_SECONDS))
