@@ -69,19 +69,31 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data, os.fspath(path))
 
 
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (str as UTF-8, newlines as given) to ``path`` through ``<path>.part``, flushed to disk, then
+    renamed over ``path``: a reader sees the old file or the new one, never half of one. Parent folders are created;
+    the temporary file never outlives a failure (one left by a killed process is overwritten by the next write).
+    One writer per path at a time (callers writing a path from several threads lock it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.part')
+    try:
+        with open(tmp, 'wb') as fh:
+            fh.write(data.encode('utf-8') if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
-    """Encode a BGR uint8 image by the file's extension, write ``<path>.part`` and rename: never a truncated file."""
+    """Encode a BGR uint8 image by the file's extension and write it atomically (:func:`atomic_write`)."""
     path = Path(path)
     ok, buf = cv2.imencode(path.suffix or '.png', img)
     if not ok:
         raise DataError(f'{path}: image encoding failed')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.part')
-    with open(tmp, 'wb') as fh:
-        fh.write(buf.tobytes())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, buf.tobytes())
 
 
 def image_to_tensor(img: np.ndarray, device: str | torch.device = 'cpu') -> torch.Tensor:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from basicsr.utils import get_root_logger
 from tqdm import tqdm
 
 from hggt_basicsr.errors import DataError
+from hggt_basicsr.io import atomic_write
 
 LABEL_CODES: dict[str, int] = {'Original': 0, 'Positive': 1, 'Similar': 2, 'Negative': 3}
 LABEL_NAMES: dict[int, str] = {v: k for k, v in LABEL_CODES.items()}
@@ -46,6 +46,8 @@ ANNOTATION_LABELS: tuple[str, ...] = ('Positive', 'Similar', 'Negative')
 FILTERS: tuple[str, ...] = ('pos', 'posneg', 'all')
 MANIFEST_FORMAT = 'hggt-labels-manifest'
 MANIFEST_VERSION = 1
+#: ``Time_cost.Start`` / ``End`` as upstream writes them
+TIME_FORMAT = '%Y-%m-%d %H:%M:%S'
 
 _PICTURE_RE = re.compile(r'^Picture_(\d+)$')
 _VERSION_RE = re.compile(r'^0\d$|^[1-9]\d+$')  # '01'..'09', then '10', '11', ...
@@ -78,14 +80,7 @@ def write_annotation(
         doc['Time_cost'] = dict(time_cost)
     else:
         doc['Time_cost'] = {'Start': '2022-01-01 00:00:00', 'End': '2022-01-01 00:00:00', 'Total': int(time_cost or 0)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.part')
-    try:
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, json.dumps(doc, indent=1))
 
 
 def _parse_annotation(raw: bytes, path: str, stem: str) -> dict[str, str]:
@@ -291,8 +286,7 @@ def write_manifest(group_labels: GroupLabels, path: str | os.PathLike) -> None:
     doc.update(labels=gl.labels.tolist(), votes=gl.votes.tolist(), counts=gl.counts.reshape(len(gl), -1).tolist())
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, separators=(',', ':')))
+        atomic_write(path, json.dumps(doc, separators=(',', ':')))
     except OSError as exc:
         raise DataError(f'{path}: cannot write label manifest ({exc.strerror or exc})') from None
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hggt_basicsr  # noqa: F401
-from hggt_basicsr.campaign import files
+from hggt_basicsr import io as hggt_io
 from hggt_basicsr.campaign.assign import (
     annotator_names,
     assign_groups,
@@ -191,14 +191,14 @@ def test_a_foreign_file_in_packages_is_named(tmp_path, capsys):
 
 
 def test_manifest_write_is_atomic(tmp_path, monkeypatch):
-    """A crash while a manifest is written (campaign.files.write_text) leaves the old one whole and no temporary."""
+    """A crash while a manifest is written (io.atomic_write) leaves the old one whole and no temporary."""
     path = tmp_path / 'packages' / 'ann01.json'
     write_package(Package('ann01', ['a', 'b'], [[0, 2]]), path)
 
     def broken_replace(src, dst):
         raise OSError('disk full')
 
-    monkeypatch.setattr(files.os, 'replace', broken_replace)
+    monkeypatch.setattr(hggt_io.os, 'replace', broken_replace)
     with pytest.raises(OSError, match='disk full'):
         write_package(Package('ann01', ['c'], [[0, 1]]), path)
     assert read_package(path).groups == ['a', 'b']

@@ -46,6 +46,7 @@ from hggt_basicsr.data.layout import find_images_dir, version_key
 from hggt_basicsr.errors import DataError
 from hggt_basicsr.labels import (
     ANNOTATION_LABELS,
+    TIME_FORMAT,
     AnnotationRecord,
     aggregate,
     annotator_statistics,
@@ -56,7 +57,6 @@ from hggt_basicsr.labels import (
     write_annotation,
 )
 
-TIME_FORMAT = '%Y-%m-%d %H:%M:%S'
 MAX_CLIENT_SECONDS = 24 * 3600
 BROWSE_FILTERS = ('all', 'pending', 'labelled', 'complete', 'broken')
 STATISTICS_SECONDS = 20.0  # the admin view's statistics from the label files are at most this old

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.campaign.package import (
     PACKAGES_DIR,
     Package,
@@ -38,6 +37,7 @@ from hggt_basicsr.campaign.package import (
 )
 from hggt_basicsr.data.layout import find_images_dir, version_key
 from hggt_basicsr.errors import CLIError, DataError
+from hggt_basicsr.io import atomic_write
 from hggt_basicsr.labels import version_name
 
 ASSIGNMENT_CSV = 'assignment.csv'
@@ -244,7 +244,7 @@ def write_assignment(root: str | os.PathLike, assignment: Assignment, *, force: 
     removed = sorted(set(existing) - set(assignment.packages))
     for ann in removed:
         (packages_dir / f'{ann}.json').unlink()
-    write_text(csv_path, text)  # written last: a complete assignment.csv means every manifest is in place
+    atomic_write(csv_path, text)  # written last: a complete assignment.csv means every manifest is in place
     return WriteResult('replaced' if differs else 'written', packages_dir, removed)
 
 

@@ -48,14 +48,13 @@ from urllib.parse import quote
 import numpy as np
 
 from hggt_basicsr.campaign.assign import CampaignGroups, campaign_groups
-from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.campaign.package import Package, check_annotator, package_path, read_package
 from hggt_basicsr.errors import CLIError, DataError
-from hggt_basicsr.labels import ANNOTATION_LABELS, read_annotation, version_name, write_annotation
+from hggt_basicsr.io import atomic_write
+from hggt_basicsr.labels import ANNOTATION_LABELS, TIME_FORMAT, read_annotation, version_name, write_annotation
 
 DEFAULT_URL_PREFIX = '/data/local-files/?d='
 CONFIG_NAME = 'labeling_config.xml'
-TIME_FORMAT = '%Y-%m-%d %H:%M:%S'
 _UNSAFE_RE = re.compile(r'[^A-Za-z0-9_-]+')
 
 
@@ -182,8 +181,8 @@ def export_labelstudio(
             )
     tasks = make_tasks(groups, root, stems, seed=seed, url_prefix=url_prefix, annotator=annotator)
     tasks_path, config_path = output / f'{name}.json', output / CONFIG_NAME
-    write_text(tasks_path, json.dumps(tasks, indent=1))
-    write_text(config_path, labeling_config(len(groups.versions)))
+    atomic_write(tasks_path, json.dumps(tasks, indent=1))
+    atomic_write(config_path, labeling_config(len(groups.versions)))
     return ExportResult(tasks_path, config_path, len(tasks))
 
 

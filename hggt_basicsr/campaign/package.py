@@ -20,8 +20,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.errors import DataError
+from hggt_basicsr.io import atomic_write
 
 PACKAGE_FORMAT = 'hggt-annotation-package'
 PACKAGE_VERSION = 1
@@ -61,7 +61,7 @@ def package_path(root: str | os.PathLike, annotator: str) -> Path:
 def write_package(package: Package, path: str | os.PathLike) -> None:
     """Write one manifest atomically (temporary file + rename)."""
     doc = {'format': PACKAGE_FORMAT, 'version': PACKAGE_VERSION, **asdict(package)}
-    write_text(path, json.dumps(doc, indent=1))
+    atomic_write(path, json.dumps(doc, indent=1))
 
 
 def read_package(path: str | os.PathLike) -> Package:

@@ -86,10 +86,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hggt_basicsr import io
-from hggt_basicsr.campaign.files import write_text
 from hggt_basicsr.data.layout import find_images_dir, version_key
 from hggt_basicsr.enhance import list_images
 from hggt_basicsr.errors import ConfigError, DataError
+from hggt_basicsr.io import atomic_write
 from hggt_basicsr.labels import version_name
 from hggt_basicsr.options import Opt
 from hggt_basicsr.version import __version__
@@ -465,7 +465,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
 
 
 def _write_json(path: Path, doc: Any) -> None:
-    write_text(path, json.dumps(doc, indent=1, sort_keys=True))
+    atomic_write(path, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
@@ -677,5 +677,5 @@ def select_patches(
                 summary.kept += 1
             else:
                 summary.dropped[p['reason']] += 1
-    write_text(out / CSV_FILE, _csv_text(ordered, settings.mode, versions))
+    atomic_write(out / CSV_FILE, _csv_text(ordered, settings.mode, versions))
     return summary
